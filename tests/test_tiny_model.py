@@ -1,0 +1,87 @@
+"""The tiny Qwen2.5-VL builder writes a checkpoint that transformers loads and generates from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from training.tiny_model import SPECIAL_TOKENS, TinySpec, build_tiny_model, main
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny checkpoint shared by the tests of this module."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny"), TinySpec(seed=1))
+
+
+def test_config_is_qwen2_5_vl_with_consistent_token_ids(tiny_dir: Path) -> None:
+    config = json.loads((tiny_dir / "config.json").read_text())
+    processor = AutoProcessor.from_pretrained(tiny_dir)
+    tokenizer = processor.tokenizer
+    assert config["model_type"] == "qwen2_5_vl"
+    assert config["image_token_id"] == tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    assert config["vision_start_token_id"] == tokenizer.convert_tokens_to_ids("<|vision_start|>")
+    assert config["text_config"]["vocab_size"] >= len(tokenizer)
+    mrope = config["text_config"]["rope_parameters"]["mrope_section"]
+    head_dim = config["text_config"]["hidden_size"] // config["text_config"]["num_attention_heads"]
+    assert sum(mrope) == head_dim // 2
+    assert config["vision_config"]["out_hidden_size"] == config["text_config"]["hidden_size"]
+    for token in SPECIAL_TOKENS:
+        assert tokenizer.tokenize(token) == [token]
+    assert tokenizer.eos_token == "<|im_end|>"
+
+
+def test_answer_format_round_trips_and_tokenizes_compactly(tiny_dir: Path) -> None:
+    tokenizer = AutoProcessor.from_pretrained(tiny_dir).tokenizer
+    text = (
+        "<think>A dark stain differs from the reference.</think>\n"
+        '<answer>{"anomaly": true, "defects": [{"label": "stain", "bbox_2d": [12, 34, 156, 78]}]}</answer>'
+    )
+    ids = tokenizer(text).input_ids
+    assert tokenizer.decode(ids) == text
+    assert len(ids) < len(text) // 2
+    # Qwen2's pre-tokenizer splits numbers into single digits.
+    assert tokenizer.tokenize("156") == ["1", "5", "6"]
+
+
+def test_chat_template_places_images_and_generation_works(tiny_dir: Path) -> None:
+    processor = AutoProcessor.from_pretrained(tiny_dir)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_dir)
+    messages = [
+        {
+            "role": "user",
+            "content": [{"type": "image"}, {"type": "image"}, {"type": "text", "text": "Defect?"}],
+        }
+    ]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True)
+    assert text.count("<|vision_start|><|image_pad|><|vision_end|>") == 2
+    assert text.endswith("<|im_start|>assistant\n")
+    images = [Image.new("RGB", (300, 200), "gray"), Image.new("RGB", (90, 90), "white")]
+    inputs = processor(text=[text], images=images, return_tensors="pt")
+    # Small min/max pixels keep prompts short: 300x200 -> 168x252 model pixels (12x18 patches).
+    assert inputs["image_grid_thw"].tolist() == [[1, 12, 18], [1, 6, 6]]
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=6, do_sample=False)
+    new_tokens = out.shape[1] - inputs["input_ids"].shape[1]
+    assert 1 <= new_tokens <= 6
+
+
+def test_cli_writes_checkpoint_with_chosen_dims(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main([str(tmp_path / "m"), "--layers", "2", "--seed", "3"]) == 0
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["text_config"]["num_hidden_layers"] == 2
+    assert "wrote a tiny Qwen2.5-VL checkpoint" in capsys.readouterr().out
+
+
+def test_cli_rejects_inconsistent_dims(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([str(tmp_path / "m"), "--hidden", "100"])
+    assert exc.value.code == 2
+    assert not (tmp_path / "m").exists()

@@ -1,0 +1,1 @@
+"""Reproducing the GRPO finetune of the multimodal model: data, rewards, trainer, recipes."""
