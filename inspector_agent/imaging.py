@@ -1,18 +1,24 @@
-"""Safe image loading: format allow-list, decompression-bomb guard, EXIF orientation, clear errors."""
+"""Safe image loading (allow-list, bomb guard, EXIF orientation) and resizing for the model."""
 
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from inspector_agent.errors import InspectorError
+from inspector_agent.geometry import CoordinateMap
 
 ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF"})
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+# Qwen2.5-VL: 14 px patches merged 2x2, so model-input sides are multiples of 28.
+PATCH_FACTOR = 28
+MODEL_MIN_PIXELS = 56 * 56  # the Qwen2.5-VL processor's default floor
+MODEL_MAX_PIXELS = 28 * 28 * 1280  # the Qwen2.5-VL processor's default cap (1280 image tokens)
 
 
 class ImageError(InspectorError):
@@ -92,3 +98,48 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image)
     return image.convert("RGB")
+
+
+def smart_resize(
+    height: int,
+    width: int,
+    factor: int = PATCH_FACTOR,
+    min_pixels: int = MODEL_MIN_PIXELS,
+    max_pixels: int = MODEL_MAX_PIXELS,
+) -> tuple[int, int]:
+    """Qwen2.5-VL's target ``(height, width)``: multiples of ``factor``, area in the pixel range.
+
+    The same arithmetic as ``transformers.models.qwen2_vl.image_processing_qwen2_vl``; an
+    image already at its target size maps to itself, so the processor leaves it alone.
+
+    >>> smart_resize(480, 640)
+    (476, 644)
+    """
+    if min(height, width) <= 0:
+        raise ImageError(f"image has no pixels ({width}x{height})")
+    if max(height, width) / min(height, width) > 200:
+        raise ImageError(f"image is too elongated ({width}x{height}; aspect ratio limit 200)")
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def resize_for_model(
+    image: Image.Image,
+    min_pixels: int = MODEL_MIN_PIXELS,
+    max_pixels: int = MODEL_MAX_PIXELS,
+    factor: int = PATCH_FACTOR,
+) -> tuple[Image.Image, CoordinateMap]:
+    """The image resized (bicubic, like the processor) to its smart size, and the box map back."""
+    height, width = smart_resize(image.height, image.width, factor, min_pixels, max_pixels)
+    rgb = image.convert("RGB")
+    resized = rgb if rgb.size == (width, height) else rgb.resize((width, height), Image.BICUBIC)
+    return resized, CoordinateMap(image.width, image.height, width, height)
