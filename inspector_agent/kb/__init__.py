@@ -1,0 +1,189 @@
+"""The knowledge base: products, spec passages and reference images behind one facade."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from inspector_agent.errors import InspectorError
+from inspector_agent.grounding.base import ReferenceSet
+from inspector_agent.kb.embeddings import embed_image, embed_texts
+from inspector_agent.kb.ingest import (
+    IngestReport,
+    Progress,
+    decode_record,
+    ingest_product,
+    product_record,
+    remove_product,
+)
+from inspector_agent.kb.manifest import ProductManifest, manifest_from_dict
+from inspector_agent.kb.store import Store
+from inspector_agent.settings import Settings
+
+DEMO_PRODUCTS = Path(__file__).resolve().parents[2] / "knowledge" / "products"
+
+
+class UnknownProductError(InspectorError):
+    """A product id that is not in the knowledge base."""
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved spec passage with its citation (file, section path, PDF page)."""
+
+    text: str
+    product_id: str
+    source: str
+    section: str
+    page: int | None
+    score: float
+
+    def citation(self) -> str:
+        """``product / file § section, p. N`` for answers."""
+        where = f" § {self.section}" if self.section else ""
+        page = f", p. {self.page}" if self.page is not None and "page" not in self.section else ""
+        return f"{self.product_id} / {self.source}{where}{page}"
+
+
+class KnowledgeBase:
+    """Products, specs and reference images in Chroma; safe to share between threads."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = Store(settings)
+        self._write = threading.Lock()
+
+    def close(self) -> None:
+        """Release the embedded store's writer lock."""
+        self.store.close()
+
+    # ---- products --------------------------------------------------------------------------
+    def _records(self) -> dict[str, dict[str, Any]]:
+        got = self.store.products.get(include=["metadatas"])
+        return {pid: decode_record(m) for pid, m in zip(got["ids"], got["metadatas"], strict=True)}
+
+    def _record(self, product_id: str) -> dict[str, Any]:
+        record = product_record(self.store, product_id)
+        if record is None:
+            known = ", ".join(sorted(self._records())) or "none yet"
+            raise UnknownProductError(f"unknown product {product_id!r} (known: {known})")
+        return record
+
+    def list_products(self) -> list[ProductManifest]:
+        """Every product's manifest, sorted by id."""
+        records = self._records()
+        return [manifest_from_dict(records[p]["manifest"], p) for p in sorted(records)]
+
+    def get_product(self, product_id: str) -> ProductManifest:
+        """One product's manifest, or :class:`UnknownProductError`."""
+        return manifest_from_dict(self._record(product_id)["manifest"], product_id)
+
+    def product_dir(self, product_id: str) -> Path:
+        """The folder of the product's live version (manifest, specs, references/)."""
+        return self.settings.products_dir / product_id / self._record(product_id)["version"]
+
+    def reference_set(self, product_id: str) -> ReferenceSet:
+        """The product's reference image paths and the expert calibration stored with them."""
+        record = self._record(product_id)
+        folder = self.settings.products_dir / product_id / record["version"]
+        paths = [folder / name for name in record["references"]]
+        return ReferenceSet(product_id, paths, record["calibration"])
+
+    # ---- writes ----------------------------------------------------------------------------
+    def add_product(
+        self, folder: str | Path, *, replace: bool = False, progress: Progress | None = None
+    ) -> IngestReport:
+        """Ingest a product folder (a no-op when nothing changed)."""
+        with self._write:
+            return ingest_product(self.store, Path(folder), replace=replace, progress=progress)
+
+    def remove_product(self, product_id: str) -> None:
+        """Remove a product and everything of it."""
+        with self._write:
+            if not remove_product(self.store, product_id):
+                raise UnknownProductError(f"unknown product {product_id!r}")
+
+    # ---- retrieval -------------------------------------------------------------------------
+    def search(self, query: str, product_id: str | None = None, k: int = 5) -> list[Passage]:
+        """The ``k`` spec passages closest to ``query`` (of one product, or of all)."""
+        records = self._records()
+        if product_id is not None and product_id not in records:
+            raise UnknownProductError(f"unknown product {product_id!r}")
+        live = {key for r in records.values() for key in r["doc_keys"]}
+        if not live or not query.strip():
+            return []
+        where = {"product_id": product_id} if product_id else None
+        fetched = self.store.chunks.query(
+            query_embeddings=embed_texts([query]),
+            n_results=k + 8,
+            where=where,
+            include=["documents", "metadatas", "distances"],
+        )
+        passages = [
+            Passage(text, m["product_id"], m["source"], m["section"], m.get("page"), 1.0 - d)
+            for text, m, d in zip(
+                fetched["documents"][0],
+                fetched["metadatas"][0],
+                fetched["distances"][0],
+                strict=True,
+            )
+            if m["doc_key"] in live
+        ]
+        return passages[:k]
+
+    def _image_query(self, image: Image.Image, n: int, where: dict | None) -> dict[str, Any]:
+        return self.store.images.query(
+            query_embeddings=embed_image(image)[np.newaxis],
+            n_results=n,
+            where=where,
+            include=["metadatas", "distances"],
+        )
+
+    def closest_references(self, image: Image.Image, product_id: str, k: int = 4) -> list[Path]:
+        """The product's ``k`` reference images that look most like ``image``."""
+        record = self._record(product_id)
+        folder = self.settings.products_dir / product_id / record["version"]
+        live = set(record["image_keys"])
+        found = self._image_query(image, len(live) + 4, {"product_id": product_id})
+        return [folder / m["file"] for m in found["metadatas"][0] if m["image_key"] in live][:k]
+
+    def suggest_product(self, image: Image.Image, k: int = 3) -> list[tuple[str, float]]:
+        """Products ranked by their closest reference image to ``image`` (similarity in [-1, 1])."""
+        live = {key for r in self._records().values() for key in r["image_keys"]}
+        if not live:
+            return []
+        found = self._image_query(image, min(len(live), 64), None)
+        best: dict[str, float] = {}
+        for meta, distance in zip(found["metadatas"][0], found["distances"][0], strict=True):
+            if meta["image_key"] in live:
+                best.setdefault(meta["product_id"], 1.0 - float(distance))
+        return sorted(best.items(), key=lambda item: -item[1])[:k]
+
+
+def references_for_product(product_id: str, settings: Settings) -> ReferenceSet:
+    """The reference set of ``product_id`` (used by ``inspector inspect --product``)."""
+    kb = KnowledgeBase(settings)
+    return kb.reference_set(product_id)
+
+
+def ensure_demo_products(settings: Settings, kb: KnowledgeBase | None = None) -> list[IngestReport]:
+    """Ingest the bundled demo products when the store has no product yet (the app's first start)."""
+    kb = kb or KnowledgeBase(settings)
+    if kb.list_products() or not DEMO_PRODUCTS.is_dir():
+        return []
+    return [kb.add_product(folder) for folder in sorted(DEMO_PRODUCTS.iterdir()) if folder.is_dir()]
+
+
+__all__ = [
+    "IngestReport",
+    "KnowledgeBase",
+    "Passage",
+    "UnknownProductError",
+    "ensure_demo_products",
+    "references_for_product",
+]
