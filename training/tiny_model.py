@@ -26,6 +26,8 @@ from transformers import (
     Qwen2VLVideoProcessor,
 )
 
+from inspector_agent.prompts import DEFAULT_MAX_PIXELS
+
 # Qwen2.5-VL's added tokens, in the order of the real tokenizer.
 SPECIAL_TOKENS = [
     "<|endoftext|>",
@@ -78,7 +80,7 @@ class TinySpec:
     vision_heads: int = 2
     vocab: int = 1024
     min_pixels: int = 56 * 56
-    max_pixels: int = 224 * 224
+    max_pixels: int = DEFAULT_MAX_PIXELS  # the prompt builder's budget (prompts.py contract)
     max_positions: int = 4096
     seed: int = 0
 
