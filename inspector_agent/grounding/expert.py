@@ -204,7 +204,7 @@ class ExpertGrounder:
         return ndimage.gaussian_filter(up[0, 0].numpy(), self.config.sigma).astype(np.float32)
 
     def _image_score(self, amap: np.ndarray) -> float:
-        k = max(1, int(round(self.config.top_k * amap.size)))
+        k = max(1, round(self.config.top_k * amap.size))
         return float(np.partition(amap.ravel(), amap.size - k)[-k:].mean())
 
     def model_map(self, image: Image.Image, bank: MemoryBank) -> np.ndarray:

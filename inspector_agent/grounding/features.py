@@ -30,14 +30,6 @@ def _load_backbone() -> torch.nn.Module:
     return net.eval()
 
 
-def model_size(width: int, height: int, long_side: int) -> tuple[int, int]:
-    """Aspect-preserving size (w, h) whose longer side is ``long_side``, each a multiple of 32."""
-    scale = long_side / max(width, height)
-    w = max(PAD_MULTIPLE, int(round(width * scale / PAD_MULTIPLE)) * PAD_MULTIPLE)
-    h = max(PAD_MULTIPLE, int(round(height * scale / PAD_MULTIPLE)) * PAD_MULTIPLE)
-    return w, h
-
-
 def to_tensor(image: Image.Image, size: tuple[int, int]) -> torch.Tensor:
     """RGB image resized to ``size`` (w, h) as a 1x3xHxW tensor with ImageNet normalisation."""
     rgb = image.convert("RGB").resize(size, Image.Resampling.BILINEAR)
