@@ -109,8 +109,9 @@ def smart_resize(
 ) -> tuple[int, int]:
     """Qwen2.5-VL's target ``(height, width)``: multiples of ``factor``, area in the pixel range.
 
-    The same arithmetic as ``transformers.models.qwen2_vl.image_processing_qwen2_vl``; an
-    image already at its target size maps to itself, so the processor leaves it alone.
+    The same arithmetic as ``transformers.models.qwen2_vl.image_processing_qwen2_vl``; a
+    target within ``max_pixels`` maps to itself, so the processor leaves a resized image
+    alone (with budgets closer than one row of patches, the upscale branch can overshoot).
 
     >>> smart_resize(480, 640)
     (476, 644)
