@@ -62,7 +62,7 @@ def check_product_id(product_id: str, where: str = "product id") -> str:
 
 def _text(data: dict[str, Any], key: str, where: str, required: bool = True) -> str:
     value = data.get(key)
-    if value is None and not required:
+    if not required and (value is None or value == ""):
         return ""
     if not isinstance(value, str) or not value.strip():
         raise ManifestError(f"{where}: field '{key}' must be a non-empty text")
