@@ -1,0 +1,165 @@
+"""The Knowledge tab (engineers): add or update a product, list, search and remove products."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import yaml
+
+from inspector_agent.agent.service import InspectorAgent
+from inspector_agent.errors import InspectorError
+from inspector_agent.kb.folder import REFERENCES
+from inspector_agent.kb.manifest import MANIFEST_NAME
+from inspector_agent.ui.auth import AuthError, Users
+
+SPEC_TYPES = [".md", ".markdown", ".txt", ".pdf"]
+IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"]
+TAXONOMY_HELP = """- name: scratch
+  description: a thin bright line
+  severity: critical   # minor | major | critical
+  acceptance: reject if longer than 2 mm"""
+
+
+def product_table(agent: InspectorAgent) -> list[list[Any]]:
+    """One row per product: id, name, pixel scale, defect types."""
+    return [
+        [
+            p.id,
+            p.name,
+            p.mm_per_pixel or "",
+            ", ".join(f"{d.name} ({d.severity})" for d in p.defects),
+        ]
+        for p in agent.context.kb.list_products()
+    ]
+
+
+def stage_folder(
+    root: Path,
+    product_id: str,
+    name: str,
+    description: str,
+    mm_per_pixel: float | None,
+    taxonomy: str,
+    specs: list[str],
+    references: list[str],
+) -> Path:
+    """Write the form as a product folder (manifest, specs, references/) for ingestion."""
+    try:
+        defects = yaml.safe_load(taxonomy or "") or []
+    except yaml.YAMLError as exc:
+        raise InspectorError(f"the defect taxonomy is not valid YAML: {exc}") from None
+    manifest = {"id": product_id.strip(), "name": name.strip(), "description": description.strip()}
+    if mm_per_pixel:
+        manifest["mm_per_pixel"] = float(mm_per_pixel)
+    manifest["defects"] = defects
+    folder = root / (product_id.strip() or "product")
+    (folder / REFERENCES).mkdir(parents=True)
+    (folder / MANIFEST_NAME).write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
+    for spec in specs or []:
+        shutil.copy(spec, folder / Path(spec).name)
+    for image in references or []:
+        shutil.copy(image, folder / REFERENCES / Path(image).name)
+    return folder
+
+
+def build_knowledge_tab(agent: InspectorAgent, users: Users) -> None:
+    """Lay out the Knowledge tab; every handler checks the engineer role on the server."""
+    kb = agent.context.kb
+    with gr.Row():
+        with gr.Column():
+            gr.Markdown("### Add or update a product")
+            product_id = gr.Textbox(label="Product id (lower-case, digits, - or _)")
+            name = gr.Textbox(label="Name")
+            description = gr.Textbox(label="Description", lines=2)
+            scale = gr.Number(label="Pixel scale (mm per pixel, optional)", minimum=0)
+            taxonomy = gr.Code(
+                value=TAXONOMY_HELP, language="yaml", label="Defect taxonomy (YAML list)"
+            )
+            specs = gr.File(
+                label="Spec documents",
+                file_count="multiple",
+                file_types=SPEC_TYPES,
+                type="filepath",
+            )
+            references = gr.File(
+                label="Reference images of good parts",
+                file_count="multiple",
+                file_types=IMAGE_TYPES,
+                type="filepath",
+            )
+            replace = gr.Checkbox(label="Replace an existing product with a different name")
+            add = gr.Button("Ingest", variant="primary")
+            summary = gr.Markdown(elem_id="ingest-summary")
+        with gr.Column():
+            gr.Markdown("### Products")
+            table = gr.Dataframe(
+                headers=["id", "name", "mm/pixel", "defect types"],
+                value=lambda: product_table(agent),
+                interactive=False,
+            )
+            query = gr.Textbox(label="Search the specs")
+            search_product = gr.Textbox(label="in product (optional)")
+            found = gr.Markdown()
+            remove_id = gr.Textbox(label="Remove product id")
+            remove = gr.Button("Remove", variant="stop")
+            removed = gr.Markdown()
+
+    def ingest(
+        pid,
+        title,
+        text,
+        mm,
+        tax,
+        spec_files,
+        ref_files,
+        force,
+        request: gr.Request,
+        progress=gr.Progress(),  # noqa: B008  (Gradio injects the tracker by this default)
+    ):
+        try:
+            users.require_engineer(getattr(request, "username", None))
+            with tempfile.TemporaryDirectory(prefix="inspector-ingest-") as tmp:
+                folder = stage_folder(
+                    Path(tmp), pid or "", title or "", text or "", mm, tax, spec_files, ref_files
+                )
+                report = kb.add_product(
+                    folder,
+                    replace=bool(force),
+                    progress=lambda stage, done, total: progress((done, total or 1), desc=stage),
+                )
+        except InspectorError as exc:
+            return f"**Not ingested:** {exc}", gr.skip()
+        return f"**Ingested.** {report.summary()}", product_table(agent)
+
+    def search(text, pid, request: gr.Request):
+        try:
+            users.require_engineer(getattr(request, "username", None))
+            passages = kb.search(text or "", (pid or "").strip() or None, k=5)
+        except InspectorError as exc:
+            return f"**{exc}**"
+        if not passages:
+            return "Nothing found."
+        return "\n\n".join(
+            f"**{p.citation()}** (score {p.score:.2f})\n\n> {p.text[:400]}" for p in passages
+        )
+
+    def drop(pid, request: gr.Request):
+        try:
+            users.require_engineer(getattr(request, "username", None))
+            kb.remove_product((pid or "").strip())
+        except (InspectorError, AuthError) as exc:
+            return f"**Not removed:** {exc}", gr.skip()
+        return f"Removed {pid}.", product_table(agent)
+
+    add.click(
+        ingest,
+        [product_id, name, description, scale, taxonomy, specs, references, replace],
+        [summary, table],
+        api_name=False,
+    )
+    query.submit(search, [query, search_product], found, api_name=False)
+    remove.click(drop, remove_id, [removed, table], api_name=False)
