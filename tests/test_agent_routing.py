@@ -94,3 +94,18 @@ def test_routers_fail_loudly_on_unknown_intent() -> None:
         route_request(InspectorState(intent="dance"))
     with pytest.raises(ValueError, match="unexpected intent"):
         route_after_retrieve(InspectorState(intent="history"))
+
+
+def test_langgraph_json_graph_loads() -> None:
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    config = json.loads((Path(__file__).parents[1] / "langgraph.json").read_text())
+    file, attr = config["graphs"]["inspector"].split(":")
+    spec = importlib.util.spec_from_file_location("lg_graph", Path(__file__).parents[1] / file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    nodes = set(getattr(module, attr)().get_graph().nodes)
+    assert {"understand", "resolve_product", "retrieve", "pick_references", "ground"} <= nodes
+    assert {"explain", "record", "answer_from_spec", "follow_up", "history"} <= nodes

@@ -1,0 +1,172 @@
+"""The Gradio app served for real on 127.0.0.1 and driven through ``gradio_client``."""
+
+from __future__ import annotations
+
+import json
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+from test_agent_fixtures import make_product, write_query
+
+from inspector_agent.settings import Settings
+from inspector_agent.ui.app import create_agent, launch
+from inspector_agent.ui.auth import AuthError, Users, load_users
+from inspector_agent.ui.inspect import parse_defects, run_turn
+from inspector_agent.ui.knowledge import stage_folder
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory):
+    """The app with one small product, on a free port; closed at the end."""
+    root = tmp_path_factory.mktemp("app")
+    settings = Settings(data_dir=root / "data", port=free_port(), max_upload_mb=2)
+    agent = create_agent(settings, ingest_demo=False)
+    agent.context.kb.add_product(make_product(root / "src"))
+    demo, url = launch(settings, Users({}), agent, block=False)
+    yield agent, url, root
+    demo.close()
+    agent.context.kb.close()
+
+
+def test_inspect_endpoint(served) -> None:
+    agent, url, root = served
+    client = Client(url, verbose=False)
+    assert list(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == [
+        "/inspect"
+    ]
+    image = write_query(root, "line.png", stain=True)
+    result, overlay = client.predict(
+        handle_file(str(image)), "bracket", "Is this part OK?", "SN-77", api_name="/inspect"
+    )
+    if isinstance(result, str):
+        result = json.loads(result)
+    assert result["verdict"] == "defective" and result["product_id"] == "bracket"
+    assert result["defects"][0]["size_mm"] > 0 and result["record_id"] >= 1
+    assert Image.open(overlay).format == "PNG"
+    assert agent.context.records.get(result["record_id"]).serial == "SN-77"
+
+
+@pytest.mark.parametrize(
+    ("name", "product", "expected"),
+    [
+        ("notes.txt", "bracket", "not a supported image"),
+        ("line.png", "nope", "Unknown product 'nope'"),
+        ("big.bmp", "bracket", "too large"),
+    ],
+)
+def test_inspect_endpoint_bad_input(served, name: str, product: str, expected: str) -> None:
+    _, url, root = served
+    (root / "notes.txt").write_text("hello")
+    Image.new("RGB", (1100, 1000)).save(root / "big.bmp")  # 3.3 MB, over the 2 MB upload limit
+    write_query(root, "line.png", stain=True)
+    client = Client(url, verbose=False)
+    with pytest.raises(Exception, match=expected):
+        client.predict(handle_file(str(root / name)), product, "", "", api_name="/inspect")
+
+
+def test_concurrent_clients(served) -> None:
+    _, url, root = served
+    image = handle_file(str(write_query(root, "c.png", stain=True)))
+
+    def one(i: int) -> str:
+        result, _ = Client(url, verbose=False).predict(
+            image, "bracket", "OK?", f"C{i}", api_name="/inspect"
+        )
+        return (json.loads(result) if isinstance(result, str) else result)["verdict"]
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(one, range(4))) == ["defective"] * 4
+
+
+def test_chat_turn_streams_steps_then_answer_with_overlay(served) -> None:
+    agent, _, root = served
+    image = str(write_query(root, "chat.png", stain=True))
+    frames = list(
+        run_turn(
+            agent,
+            {"text": "Is this part OK?", "files": [image]},
+            [],
+            "bracket",
+            "",
+            None,
+            "ui-1",
+            "",
+        )
+    )
+    first_chat = frames[0][0]
+    assert first_chat[-1].metadata["status"] == "pending"
+    titles = [m.metadata["title"] for m in frames[-2][0] if getattr(m, "metadata", None)]
+    assert "Comparing with the references" in titles
+    chat, result, record = frames[-1]
+    assert result["verdict"] == "defective" and record >= 1
+    assert chat[-1]["content"]["path"].endswith(".png")
+    # A failing turn ends with a message, not an exception.
+    *_, (chat, result, _) = run_turn(
+        agent,
+        {"text": "is this ok?", "files": [str(root / "missing.png")]},
+        [],
+        "bracket",
+        "",
+        None,
+        "ui-2",
+        "",
+    )
+    assert result is None and "Sorry" in chat[-1]["content"]
+
+
+def test_auth_file_and_roles(tmp_path: Path) -> None:
+    auth = tmp_path / "users.json"
+    auth.write_text(
+        json.dumps(
+            {"users": {"eve": {"password": "pw", "role": "engineer"}, "sam": {"password": "pw2"}}}
+        )
+    )
+    users = load_users(auth)
+    assert (
+        users.check("eve", "pw") and not users.check("eve", "nope") and not users.check("x", "pw")
+    )
+    users.require_engineer("eve")
+    with pytest.raises(AuthError, match="only engineers"):
+        users.require_engineer("sam")
+    assert Users({}).role(None) == "engineer"
+    auth.write_text(json.dumps({"users": {"bob": {"password": "x", "role": "admin"}}}))
+    with pytest.raises(AuthError, match="unknown role 'admin'"):
+        load_users(auth)
+
+
+def test_knowledge_form_ingests(served, tmp_path: Path) -> None:
+    agent = served[0]
+    src = make_product(tmp_path / "src", "gear")
+    folder = stage_folder(
+        tmp_path / "stage",
+        "gear",
+        "Gear G-1",
+        "A gear.",
+        0.05,
+        "- name: dent\n  description: a dent\n  severity: major\n  acceptance: reject\n",
+        [str(src / "spec.md")],
+        [str(p) for p in sorted((src / "references").iterdir())],
+    )
+    report = agent.context.kb.add_product(folder)
+    assert report.references == 4 and report.chunks_added > 0
+    assert agent.context.kb.get_product("gear").defects[0].name == "dent"
+    agent.context.kb.remove_product("gear")
+
+
+def test_correction_parser() -> None:
+    assert parse_defects("scratch 1 2 3 4\n\nbig dent, 5, 6, 7, 8") == [
+        {"label": "scratch", "bbox": [1.0, 2.0, 3.0, 4.0]},
+        {"label": "big dent", "bbox": [5.0, 6.0, 7.0, 8.0]},
+    ]
+    with pytest.raises(Exception, match="line 1"):
+        parse_defects("scratch 1 2")

@@ -1,0 +1,101 @@
+"""A real browser (Debian's Chromium via Playwright) drives the app: upload, send, see the overlay."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from test_agent_fixtures import make_product, write_query
+from test_app_client import free_port
+
+from inspector_agent.settings import Settings
+from inspector_agent.ui.app import create_agent, launch
+from inspector_agent.ui.auth import Users
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian's chromium"),
+]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+OUT = Path(__file__).resolve().parents[1] / "test-output" / "browser"
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("browser")
+    settings = Settings(data_dir=root / "data", port=free_port())
+    agent = create_agent(settings, ingest_demo=False)
+    agent.context.kb.add_product(make_product(root / "src"))
+    demo, url = launch(settings, Users({}), agent, block=False)
+    yield url, root
+    demo.close()
+    agent.context.kb.close()
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        yield page
+        browser.close()
+
+
+def send_photo(page, url: str, photo: Path, text: str = "Is this part OK?") -> tuple[float, float]:
+    """Upload ``photo``, send ``text``; return (seconds to first step, seconds to overlay)."""
+    page.goto(url, wait_until="domcontentloaded")
+    page.locator("#chat-input textarea").wait_for(timeout=30_000)
+    page.locator("#chat-input input[type=file]").set_input_files(str(photo))
+    page.locator("#chat-input .thumbnail-item, #chat-input img").first.wait_for(timeout=15_000)
+    page.locator("#chat-input textarea").fill(text)
+    started = time.perf_counter()
+    page.locator("#chat-input textarea").press("Enter")
+    page.get_by_text("Working…").or_(page.get_by_text("Understanding the request")).first.wait_for(
+        timeout=10_000
+    )
+    first = time.perf_counter() - started
+    page.locator("#chat img[src*='overlays']").first.wait_for(timeout=60_000)
+    return first, time.perf_counter() - started
+
+
+def test_upload_send_and_see_overlay(app_url, page) -> None:
+    url, root = app_url
+    OUT.mkdir(parents=True, exist_ok=True)
+    first, done = send_photo(page, url, write_query(root, "browser.png", stain=True))
+    assert page.get_by_text("Verdict: DEFECTIVE").first.is_visible()
+    assert page.locator("#verdict-badge .verdict-defective").is_visible()
+    assert first < 2.0 and done < 60
+    page.screenshot(path=str(OUT / "inspect.png"), full_page=True)
+    for tab in ("Knowledge", "History", "Showcase"):
+        page.get_by_role("tab", name=tab).click()
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(OUT / f"{tab.lower()}.png"), full_page=True)
+    page.get_by_role("tab", name="History").click()
+    page.get_by_role("button", name="Show").click()
+    page.get_by_text("1 inspection(s)").wait_for(timeout=10_000)
+
+
+def test_bad_file_gets_a_reply_not_a_spinner(app_url, page) -> None:
+    url, root = app_url
+    fake = root / "fake.png"
+    fake.write_text("this is not an image")
+    page.goto(url, wait_until="domcontentloaded")
+    page.locator("#chat-input textarea").wait_for(timeout=30_000)
+    page.locator("#chat-input input[type=file]").set_input_files(str(fake))
+    page.wait_for_timeout(500)
+    page.locator("#chat-input textarea").fill("Is this part OK?")
+    page.locator("#chat-input textarea").press("Enter")
+    page.get_by_text("I cannot use that file").first.wait_for(timeout=20_000)
+    assert page.get_by_text("Working…").count() == 0
