@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from knowledge.defects import PAINTERS
+from knowledge.pdf import write_text_pdf
 from knowledge.textures import RENDERERS, SIZE
 
 PRODUCTS_DIR = Path(__file__).resolve().parent / "products"
@@ -67,6 +68,34 @@ def write_references(products_dir: Path = PRODUCTS_DIR, count: int = REFERENCE_C
     return written
 
 
+GLAZE_DATASHEET = [
+    [
+        "Glaze datasheet CT-GL-07 (cream gloss) for decor tile CT-20-ROSA",
+        "Composition: zircon-opacified alkaline glaze with iron-bearing kiln speckle.",
+        "Application: 380 g per m2 by bell, dry film 0.35 mm.",
+        "Firing: single fast firing, peak 1120 C, cycle 52 minutes.",
+    ],
+    [
+        "Thermal shock and crazing",
+        "Cooling faster than 50 K per minute between 600 C and 500 C causes hairline crazing.",
+        "Crazing shows as a fine network of dark lines under low-angle light.",
+        "Autoclave test: no crazing after 5 cycles at 5 bar (EN ISO 10545-11).",
+    ],
+    [
+        "Cobalt decor ink CB-12",
+        "Screen mesh 77 threads per cm; ink viscosity 45 s (Ford cup 4).",
+        "A blocked screen leaves gaps in the border; check the screen every 2000 tiles.",
+    ],
+]
+
+
+def write_documents(products_dir: Path = PRODUCTS_DIR) -> Path:
+    """Write the ceramic tile's PDF glaze datasheet (a demo of page-aware PDF ingestion)."""
+    return write_text_pdf(
+        GLAZE_DATASHEET, products_dir / "ceramic-tile-decor" / "glaze-datasheet.pdf"
+    )
+
+
 def write_testset(out: Path, good: int = 4, per_defect: int = 4) -> int:
     """Write an MVTec-layout test set (test/good, test/<defect>, ground_truth masks); returns images."""
     total = 0
@@ -95,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m knowledge.generate", description=__doc__.splitlines()[0]
     )
     sub = parser.add_subparsers(dest="what", required=True)
-    refs = sub.add_parser("references", help="regenerate knowledge/products/*/references")
+    refs = sub.add_parser("references", help="regenerate references/ and generated documents")
     refs.add_argument("--products-dir", type=Path, default=PRODUCTS_DIR)
     refs.add_argument("--count", type=int, default=REFERENCE_COUNT)
     test = sub.add_parser("testset", help="write defective test images with masks (MVTec layout)")
@@ -105,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.what == "references":
         print(f"wrote {len(write_references(args.products_dir, args.count))} reference images")
+        print(f"wrote {write_documents(args.products_dir)}")
     else:
         print(
             f"wrote {write_testset(args.out, args.good, args.per_defect)} test images to {args.out}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,32 +57,43 @@ def _pieces(text: str, max_chars: int = MAX_CHARS) -> list[str]:
     return pieces
 
 
+def _headings(lines: list[str]) -> list[tuple[int, str] | None]:
+    """Per line: (level, title) for a Markdown heading outside code fences, else ``None``."""
+    out: list[tuple[int, str] | None] = []
+    in_code = False
+    for line in lines:
+        if line.strip().startswith("```"):
+            in_code = not in_code
+        match = None if in_code else _HEADING.match(line)
+        out.append((len(match.group(1)), match.group(2).strip()) if match else None)
+    return out
+
+
 def chunk_markdown(text: str, source: str) -> list[Chunk]:
-    """Chunks per section with the heading path as section, e.g. ``"3 Acceptance > 3.2 Scratches"``."""
+    """Chunks per section with the heading path as section, e.g. ``"3 Acceptance > 3.2 Scratches"``.
+
+    A single level-1 heading is the document's title and is left out of the paths.
+    """
+    lines = text.splitlines()
+    headings = _headings(lines)
+    top = 2 if sum(1 for h in headings if h and h[0] == 1) == 1 else 1
     chunks: list[Chunk] = []
     stack: list[tuple[int, str]] = []
-    titles = [line for line in text.splitlines() if re.match(r"^#\s", line)]
-    top = 2 if len(titles) == 1 else 1  # a single level-1 heading is the document title
     body: list[str] = []
-    in_code = False
 
     def flush() -> None:
         section = " > ".join(title for level, title in stack if level >= top)
         chunks.extend(Chunk(p, source, section) for p in _pieces("\n".join(body)))
         body.clear()
 
-    for line in text.splitlines():
-        if line.strip().startswith("```"):
-            in_code = not in_code
-        match = None if in_code else _HEADING.match(line)
-        if match is None:
+    for line, heading in zip(lines, headings, strict=True):
+        if heading is None:
             body.append(line)
             continue
         flush()
-        level = len(match.group(1))
-        while stack and stack[-1][0] >= level:
+        while stack and stack[-1][0] >= heading[0]:
             stack.pop()
-        stack.append((level, match.group(2).strip()))
+        stack.append(heading)
     flush()
     return chunks
 
@@ -96,6 +108,7 @@ def chunk_pdf(path: Path, source: str) -> list[Chunk]:
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # our message replaces its warnings
     try:
         reader = PdfReader(path)
         if reader.is_encrypted and not reader.decrypt(""):
