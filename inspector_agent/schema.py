@@ -79,6 +79,7 @@ class InspectionResult:
     reasoning: str = ""
     parse_status: ParseStatus = ParseStatus.OK
     fell_back: bool = False
+    disagreement: bool = False  # fusion: the model and the expert disagree (see notes)
     notes: list[str] = field(default_factory=list)
     image_size: tuple[int, int] = (0, 0)  # (width, height) of the original image
     anomaly_map: np.ndarray | None = None  # HxW float32 at original size
@@ -102,6 +103,7 @@ class InspectionResult:
             "reasoning": self.reasoning,
             "parse_status": self.parse_status.value,
             "fell_back": self.fell_back,
+            "disagreement": self.disagreement,
             "notes": list(self.notes),
             "image_size": list(self.image_size),
         }
@@ -120,6 +122,7 @@ class InspectionResult:
             reasoning=data.get("reasoning", ""),
             parse_status=ParseStatus(data.get("parse_status", "ok")),
             fell_back=bool(data.get("fell_back", False)),
+            disagreement=bool(data.get("disagreement", False)),
             notes=list(data.get("notes", [])),
             image_size=tuple(data.get("image_size", (0, 0))),
         )
