@@ -127,7 +127,7 @@ def test_openai_style_embeds_the_resized_images_as_png():
         np.testing.assert_array_equal(np.asarray(got.convert("RGB")), np.asarray(want))
 
 
-@pytest.mark.parametrize("options", [["Yes", "No"], {"A": "Yes", "B": "No"}])
+@pytest.mark.parametrize("options", [["Yes", "No"], {"A": "Yes", "B": "No"}, "A: Yes\nB. No"])
 def test_mmad_prompt(options):
     bundle = build_mmad_messages(
         solid((1, 2, 3), (80, 80)),
