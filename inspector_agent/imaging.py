@@ -87,10 +87,10 @@ def _read_bytes(source: str | Path | bytes, label: str, max_bytes: int) -> bytes
 
 def _to_rgb(image: Image.Image) -> Image.Image:
     """Convert any mode (palette, CMYK, 16-bit, alpha) to 8-bit RGB."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit, 32-bit and float TIFFs
         import numpy as np
 
-        arr = np.asarray(image, dtype=np.float64)
+        arr = np.clip(np.nan_to_num(np.asarray(image, dtype=np.float64)), 0.0, None)
         top = arr.max() or 1.0
         image = Image.fromarray((arr / top * 255.0).astype("uint8"), mode="L")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
