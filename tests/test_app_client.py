@@ -61,7 +61,7 @@ def test_inspect_endpoint(served) -> None:
     [
         ("notes.txt", "bracket", "not a supported image"),
         ("line.png", "nope", "Unknown product 'nope'"),
-        ("big.bmp", "bracket", "too large"),
+        ("big.bmp", "bracket", "exceeds the maximum file size"),
     ],
 )
 def test_inspect_endpoint_bad_input(served, name: str, product: str, expected: str) -> None:

@@ -61,7 +61,7 @@ def run_turn(
     history.append({"role": "user", "content": text or "(photo)"})
     pending = gr.ChatMessage(content="", metadata={"title": "Working…", "status": "pending"})
     history.append(pending)
-    yield history, None, None
+    yield list(history), None, None
     try:
         for step in agent.stream(thread_id, text, image, product=product, serial=serial, user=user):
             history[-1] = gr.ChatMessage(
@@ -73,7 +73,7 @@ def run_turn(
                 },
             )
             history.append(pending)
-            yield history, None, None
+            yield list(history), None, None
         values = agent.state(thread_id)
         reply, images = values.get("reply", ""), values.get("reply_images", [])
         result = values.get("result")

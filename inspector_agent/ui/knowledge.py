@@ -98,7 +98,7 @@ def build_knowledge_tab(agent: InspectorAgent, users: Users) -> None:
             gr.Markdown("### Products")
             table = gr.Dataframe(
                 headers=["id", "name", "mm/pixel", "defect types"],
-                value=lambda: product_table(agent),
+                value=product_table(agent),
                 interactive=False,
             )
             query = gr.Textbox(label="Search the specs")
