@@ -16,8 +16,6 @@ class RecipeError(InspectorError):
 
 
 def _f(default: Any, help: str) -> Any:
-    if isinstance(default, list | dict):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
     return field(default=default, metadata={"help": help})
 
 
@@ -41,7 +39,10 @@ class TrainConfig:
     image_size: int = _f(
         112, "synthetic image side in pixels (a multiple of 28 aligns to image tokens)"
     )
-    kinds: list[str] = _f(["cell"], "synthetic anomaly kinds: cell, stain, patch, scratch")
+    kinds: list[str] = field(
+        default_factory=lambda: ["cell"],
+        metadata={"help": "synthetic anomaly kinds: cell, stain, patch, scratch"},
+    )
     normal_fraction: float = _f(0.5, "share of normal pairs (class balance)")
     curriculum: bool = _f(True, "order GRPO anomalies from large to small defects")
     # tiny model
@@ -61,10 +62,13 @@ class TrainConfig:
     loss_type: str = _f("grpo", "TRL loss type: grpo, dapo, dr_grpo, bnpo")
     temperature: float = _f(1.0, "sampling temperature for GRPO generations")
     max_completion_length: int = _f(256, "longest generated answer in tokens")
-    rewards: list[str] = _f(
-        ["format", "verdict", "localization", "roam"], "reward names (training.rewards)"
+    rewards: list[str] = field(
+        default_factory=lambda: ["format", "verdict", "localization", "roam"],
+        metadata={"help": "reward names (training.rewards)"},
     )
-    reward_weights: list[float] = _f([], "one weight per reward (empty: all 1)")
+    reward_weights: list[float] = field(
+        default_factory=list, metadata={"help": "one weight per reward (empty: all 1)"}
+    )
     difficulty_weighting: bool = _f(True, "DifferAD-R1 loss weight per group")
     max_regenerations: int = _f(2, "redraws of groups whose rewards are all equal and wrong")
     lora: bool = _f(False, "train a LoRA adapter instead of all weights")
@@ -116,8 +120,11 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConf
     for key, value in values.items():
         default = known[key].default
         expected = type(default) if default is not MISSING else list
-        if isinstance(value, int) and expected is float:
-            values[key] = float(value)
+        if expected is float and isinstance(value, int | str) and not isinstance(value, bool):
+            try:  # YAML reads 1e-4 (no dot) as a string
+                values[key] = float(value)
+            except ValueError:
+                raise RecipeError(f"{key} must be float, got {value!r}") from None
         elif not isinstance(values[key], expected) or (expected is int and isinstance(value, bool)):
             raise RecipeError(f"{key} must be {expected.__name__}, got {value!r}")
     return TrainConfig(**values)

@@ -21,10 +21,9 @@ from inspector_agent.errors import InspectorError
 from inspector_agent.evaluation.mvtec import find_categories
 from inspector_agent.geometry import Box, boxes_from_mask
 from inspector_agent.imaging import load_image
-from inspector_agent.prompts import build_messages
-from training.synthetic import good_image, synthesize
+from inspector_agent.prompts import DEFAULT_QUESTION, build_messages, build_mmad_messages
+from training.synthetic import LABELS, good_image, synthesize
 
-QUESTION = "Is there any defect in the query image? Mark every defect with a box."
 FEATURES = Features(
     {
         "prompt": List(
@@ -79,16 +78,16 @@ def grounding_row(
     labels: Sequence[str],
     *,
     anomaly: bool | None = None,
-    question: str = QUESTION,
+    question: str = DEFAULT_QUESTION,
     knowledge: Sequence[str] = (),
 ) -> dict[str, Any]:
     """One grounding row; ``boxes`` are in original query pixels and mapped to model space."""
-    messages, images, cmap = build_messages(list(references), query, question, list(knowledge))
-    model_boxes = [cmap.to_model(b) for b in boxes]
+    bundle = build_messages(list(references), query, question, list(knowledge))
+    model_boxes = [bundle.query_map.to_model(b) for b in boxes]
     anomaly = bool(model_boxes) if anomaly is None else anomaly
     return {
-        "prompt": _placeholders(messages),
-        "images": images,
+        "prompt": _placeholders(bundle.messages),
+        "images": bundle.images,
         "anomaly": anomaly,
         "boxes": [b.to_list() for b in model_boxes],
         "labels": list(labels),
@@ -147,7 +146,7 @@ def synthetic_pairs(
             kind = str(kinds[index % len(kinds)])
             query, mask = synthesize(reference, kind, rng)
             boxes = boxes_from_mask(mask)
-            rows.append(grounding_row([reference], query, boxes, [kind] * len(boxes)))
+            rows.append(grounding_row([reference], query, boxes, [LABELS[kind]] * len(boxes)))
         else:
             rows.append(grounding_row([reference], query, [], [], anomaly=False))
     order = rng.permutation(len(rows))
@@ -166,15 +165,16 @@ def mmad_records(
     rows = []
     for key, record in records.items():
         query = load_image(root / record.get("image_path", key))
-        references = [load_image(root / p) for p in record.get("templates", [])[:1]]
+        templates = record.get("templates") or []
+        if not templates:
+            raise DatasetError(f"{mmad_json}: record {key} has no template image")
+        template = load_image(root / templates[0])
         for turn in record.get("conversation", []):
-            options = "\n".join(f"{k}. {v}" for k, v in sorted(turn["Options"].items()))
-            question = f"{turn['Question']}\n{options}\nAnswer with the option's letter."
-            messages, images, _ = build_messages(references, query, question, [])
+            bundle = build_mmad_messages(template, query, turn["Question"], turn["Options"])
             rows.append(
                 {
-                    "prompt": _placeholders(messages),
-                    "images": images,
+                    "prompt": _placeholders(bundle.messages),
+                    "images": bundle.images,
                     "anomaly": None,
                     "boxes": None,
                     "labels": [],

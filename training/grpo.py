@@ -66,8 +66,9 @@ def make_trainer(
     dataset: Dataset,
     out_dir: Path,
     log: Callable[[dict[str, Any]], None] | None = None,
+    extra_rewards: list[Callable[..., list[float | None]]] = (),
 ) -> DifficultyAwareGRPOTrainer:
-    """A ready-to-train difficulty-aware GRPO trainer for the recipe."""
+    """A ready-to-train difficulty-aware GRPO trainer: the recipe's rewards plus ``extra_rewards``."""
     peft_config = None
     if config.lora:
         from peft import LoraConfig
@@ -81,7 +82,7 @@ def make_trainer(
     processor.tokenizer.padding_side = "left"
     return DifficultyAwareGRPOTrainer(
         model=model,
-        reward_funcs=get_rewards(config.rewards),
+        reward_funcs=[*get_rewards(config.rewards), *extra_rewards],
         args=grpo_args(config, out_dir),
         train_dataset=dataset,
         processing_class=processor,

@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 KINDS = ("stain", "patch", "scratch", "cell")
+LABELS = {"stain": "stain", "patch": "contamination", "scratch": "scratch", "cell": "stain"}
 
 
 def perlin_noise(height: int, width: int, cells: int, rng: np.random.Generator) -> np.ndarray:
