@@ -137,11 +137,17 @@ class VlmBackend:
                 seed=0,
                 extra_body=self.extra_body or None,
             )
-            text = response.choices[0].message.content
-        except GroundingError:
-            raise
         except Exception as exc:  # every client failure becomes a plain message
             raise GroundingError(describe_error(exc, self.timeout_s)) from None
+        choices = getattr(response, "choices", None)
+        message = (
+            getattr(choices[0], "message", None) if isinstance(choices, list) and choices else None
+        )
+        if message is None:
+            raise GroundingError(
+                f"{SERVER.capitalize()} sent a response that is not a chat completion."
+            )
+        text = getattr(message, "content", None)
         if not isinstance(text, str):
             raise GroundingError(f"{SERVER.capitalize()} sent an empty answer.")
         return text
