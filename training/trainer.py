@@ -54,7 +54,14 @@ class DifficultyAwareGRPOTrainer(GRPOTrainer):
         self.correct_threshold = correct_threshold
         self._last_rewards: torch.Tensor | None = None
 
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # type: ignore[no-untyped-def]
+    def _calculate_rewards(
+        self,
+        inputs: list[dict[str, Any]],
+        prompts: list[Any],
+        completions: list[Any],
+        completion_ids_list: list[list[int]],
+    ) -> torch.Tensor:
+        """TRL's rewards per completion and function, kept for the group statistics."""
         rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         self._last_rewards = rewards
         return rewards
