@@ -44,6 +44,7 @@ class ExpertConfig:
     top_k: float = 0.01  # image score: mean of the top 1% of the map
     sigma: float = 4.0  # Gaussian smoothing of the map, model pixels
     mask_quantile: float = 0.999  # mask threshold: this quantile of reference maps
+    peak_fraction: float = 0.5  # each region is cut at this share from threshold to its peak
     merge_fraction: float = 0.03  # close gaps below this share of the image diagonal
 
     def key(self) -> str:
@@ -270,19 +271,20 @@ class ExpertGrounder:
         )
 
     def _mask(self, amap: np.ndarray, threshold: float) -> np.ndarray:
-        """Thresholded map with nearby parts merged and specks removed."""
-        mask = amap > threshold
-        if not mask.any():
-            return mask
+        """Regions above ``threshold``, each cut at its half-maximum above the threshold,
+        then nearby parts merged and specks removed."""
+        eight = np.ones((3, 3), bool)
+        labels, n = ndimage.label(amap > threshold, structure=eight)
+        if n == 0:
+            return labels > 0
+        peaks = np.r_[np.inf, ndimage.maximum(amap, labels, np.arange(1, n + 1))]
+        level = threshold + self.config.peak_fraction * (peaks[labels] - threshold)
+        mask = (labels > 0) & (amap >= level)
         gap = max(1, int(self.config.merge_fraction * float(np.hypot(*amap.shape))))
-        mask = (
-            ndimage.binary_closing(mask, structure=np.ones((gap, gap), bool), border_value=0) | mask
-        )
-        labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
-        if n:
-            sizes = np.bincount(labels.ravel())
-            mask &= sizes[labels] >= max(4, gap * gap // 4)
-        return mask
+        mask |= ndimage.binary_closing(mask, structure=np.ones((gap, gap), bool))
+        labels, n = ndimage.label(mask, structure=eight)
+        sizes = np.bincount(labels.ravel())
+        return mask & (sizes[labels] >= max(4, gap * gap // 4))
 
 
 def _views(image: Image.Image) -> list[Image.Image]:

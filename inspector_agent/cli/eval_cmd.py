@@ -1,0 +1,70 @@
+"""``inspector eval localization DATA_DIR``: grounder metrics on MVTec-AD-layout folders."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from inspector_agent.errors import InspectorError
+from inspector_agent.settings import Settings
+
+
+class EvalInputError(InspectorError):
+    """Bad input to ``inspector eval`` (one line, exit code 2)."""
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``eval`` command group (``localization``; others may add more actions)."""
+    parser = subparsers.add_parser("eval", help="evaluate grounders on benchmark folders")
+    group = parser.add_subparsers(dest="eval_command", metavar="BENCHMARK", required=True)
+    loc = group.add_parser("localization", help="AUROC, AUPRO, box IoU and F1 on MVTec-style data")
+    loc.add_argument("data_dir", metavar="DATA_DIR", help="folder of categories (or one category)")
+    loc.add_argument("--categories", help="comma-separated category names (default: all)")
+    loc.add_argument("--shots", type=int, default=4, help="references sampled from train/good")
+    loc.add_argument("--seed", type=int, default=0, help="seed of the reference sampling")
+    loc.add_argument("--json", dest="json_out", required=True, metavar="OUT.json")
+    loc.add_argument("--plots", metavar="DIR", help="write ROC curves and example overlays here")
+    loc.add_argument("--grounder", default="expert", help="grounder kind (default expert)")
+    loc.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    loc.set_defaults(func=run_localization)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def run_localization(args: argparse.Namespace, settings: Settings) -> int:
+    """Evaluate, write the JSON report and print a short table."""
+    from inspector_agent.evaluation.localization import evaluate
+    from inspector_agent.grounding import make_grounder
+
+    data_dir = Path(args.data_dir)
+    if not data_dir.is_dir():
+        raise EvalInputError(f"{data_dir}: data folder not found")
+    names = [n.strip() for n in args.categories.split(",") if n.strip()] if args.categories else None
+    settings = settings.with_overrides(torch_threads=args.threads)
+    grounder = make_grounder(args.grounder, settings)
+    try:
+        report = evaluate(data_dir, grounder, names, args.shots, args.seed, args.plots and Path(args.plots))
+    except FileNotFoundError as exc:
+        raise EvalInputError(str(exc)) from None
+    out = Path(args.json_out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(_clean(report), indent=2) + "\n", encoding="utf-8")
+    rows = {**report["categories"], "overall": report["overall"]}
+    metrics = list(report["overall"])
+    print("category".ljust(16) + "".join(m[:14].rjust(15) for m in metrics), file=sys.stderr)
+    for name, values in rows.items():
+        cells = "".join(f"{values[m]:15.3f}" for m in metrics)
+        print(name[:15].ljust(16) + cells, file=sys.stderr)
+    return 0
