@@ -43,9 +43,12 @@ def _image_extractor():  # -> FeatureExtractor of the expert grounder
 
 def embed_image(image: Image.Image) -> np.ndarray:
     """A unit-length image embedding: channel mean and spread of the expert grounder's features."""
-    from inspector_agent.grounding.features import model_size, to_tensor
+    from inspector_agent.grounding.features import PAD_MULTIPLE, to_tensor
 
-    size = model_size(image.width, image.height, IMAGE_SIZE)
+    scale = IMAGE_SIZE / max(image.width, image.height)
+    size = tuple(
+        max(PAD_MULTIPLE, round(side * scale / PAD_MULTIPLE) * PAD_MULTIPLE) for side in image.size
+    )
     features = _image_extractor()(to_tensor(image, size))[0].flatten(1)  # (C, H*W)
     pooled = torch.cat([features.mean(dim=1), features.std(dim=1)]).numpy().astype(np.float32)
     return pooled / max(float(np.linalg.norm(pooled)), 1e-12)
