@@ -38,6 +38,7 @@ def grpo_args(config: TrainConfig, out_dir: Path) -> GRPOConfig:
         lr_scheduler_type=config.lr_scheduler_type,
         per_device_train_batch_size=config.num_generations,
         gradient_accumulation_steps=config.prompts_per_step,
+        steps_per_generation=1,  # one prompt group per generation batch: regeneration redraws it alone
         num_generations=config.num_generations,
         max_completion_length=config.max_completion_length,
         temperature=config.temperature,
