@@ -25,6 +25,10 @@ CSS = """
 .verdict-ok {background: #1b7f3b}
 .verdict-defective {background: #b3261e}
 """
+# Only these folders of the data directory are served to browsers: never the records, thread
+# store, browser secret or Chroma files beside them (any logged-in user could download them).
+SERVED_DIRS = ("overlays", "uploads", "products", "showcase", "eval")
+QUEUE_MAX = 64  # waiting events beyond this get "queue full" (HTTP 503), which clients retry
 
 
 def browser_secret(data_dir: Path) -> str:
@@ -76,19 +80,24 @@ def create_agent(settings: Settings, ingest_demo: bool = True) -> InspectorAgent
 
 
 def launch(
-    settings: Settings, users: Users, agent: InspectorAgent | None = None, *, block: bool = True
+    settings: Settings,
+    users: Users,
+    agent: InspectorAgent | None = None,
+    *,
+    block: bool = True,
+    queue_max: int = QUEUE_MAX,
 ) -> tuple[gr.Blocks, str]:
     """Serve the app on ``settings.host:port``; returns the app and its local URL."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     agent = agent or create_agent(settings)
     demo = build_app(agent, users)
-    demo.queue(default_concurrency_limit=8)
+    demo.queue(default_concurrency_limit=8, max_size=queue_max)
     _, url, _ = demo.launch(
         server_name=settings.host,
         server_port=settings.port,
         auth=users.check if users.enabled else None,
         max_file_size=f"{settings.max_upload_mb}mb",
-        allowed_paths=[str(settings.data_dir)],
+        allowed_paths=[str(settings.data_dir / name) for name in SERVED_DIRS],
         prevent_thread_lock=not block,
         show_error=True,
         quiet=not block,
