@@ -31,6 +31,9 @@ def register(subparsers: Any) -> None:
     loc.add_argument("--grounder", default="expert", help="grounder kind (default expert)")
     loc.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     loc.set_defaults(func=run_localization)
+    from inspector_agent.cli.mmad_cmd import add_parser as add_mmad
+
+    add_mmad(group)
 
 
 def _clean(value: Any) -> Any:

@@ -28,6 +28,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--grounder", default=None, help="expert | vlm | local | fusion")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--overlay", metavar="OUT.png", help="write the annotated image")
+    parser.add_argument("--model", metavar="PATH", help="checkpoint for the local grounder")
+    parser.add_argument("--model-url", metavar="URL", help="OpenAI-compatible model server (vlm)")
+    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight (vlm)")
     parser.set_defaults(func=run)
 
 
@@ -68,6 +71,28 @@ def _print_human(name: str, result) -> None:
         print(f"  {d.label} box={d.box.to_list()} score={d.score:.3f}")
 
 
+def _run_batch(grounder, images: list[Path], refs, concurrency: int) -> int:
+    """A folder through a model grounder, ``concurrency`` requests at a time; JSONL in order."""
+    from tqdm import tqdm
+
+    from inspector_agent.grounding import GroundingRequest
+    from inspector_agent.imaging import load_image
+
+    requests, names, failures = [], [], 0
+    for path in images:
+        try:
+            requests.append(GroundingRequest(load_image(path), refs, query_name=path.name))
+            names.append(path)
+        except InspectorError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failures += 1
+    with tqdm(total=len(requests), desc="inspect", unit="img", file=sys.stderr) as bar:
+        results = grounder.ground_many(requests, concurrency, lambda _: bar.update())
+    for path, result in zip(names, results, strict=True):
+        print(json.dumps({"image": str(path), **result.to_dict()}), flush=True)
+    return 2 if failures else 0
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Inspect one image or every image of a folder; 2 on bad input."""
     from inspector_agent.grounding import GroundingRequest, make_grounder
@@ -75,6 +100,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.grounder:
         settings = settings.with_overrides(grounder=args.grounder)
+    settings = settings.with_overrides(model_path=args.model, model_url=args.model_url)
     target = Path(args.target)
     if not target.exists():
         raise InspectInputError(f"{target}: file not found")
@@ -85,6 +111,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         images = _images_in(target)
         if not images:
             raise InspectInputError(f"{target}: no images in folder")
+        if hasattr(grounder, "ground_many"):  # model grounders batch their requests
+            return _run_batch(grounder, images, refs, max(1, args.concurrency))
         from tqdm import tqdm
 
         failures = 0
