@@ -133,8 +133,12 @@ class ModelGrounder:
         outputs = backend.generate(bundles, concurrency, on_done)
         elapsed = (time.perf_counter() - start) * 1000.0 / max(1, len(requests))
         results = []
+        # Only ask for the model's name when it answered: when the server is down, asking
+        # again raises past the fallback.
+        failed = all(isinstance(o, GroundingError) for o in outputs)
+        model = "" if failed else backend.model
         for request, bundle, output in zip(requests, bundles, outputs, strict=True):
-            result = self._read(request, bundle, output, backend.model)
+            result = self._read(request, bundle, output, model)
             result.latency_ms = result.latency_ms or elapsed
             results.append(result)
         return results
