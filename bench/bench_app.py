@@ -92,7 +92,7 @@ def first_step_in_browser(url: str, photo: Path, tries: int = 3) -> dict:
                 page.get_by_text("Understanding the request")
             ).first.wait_for()
             firsts.append(time.perf_counter() - start)
-            page.locator("#chat img[src*='overlays']").first.wait_for(timeout=120_000)
+            page.locator("#chat img").nth(1).wait_for(timeout=120_000)
             overlays.append(time.perf_counter() - start)
             page.close()
         browser.close()

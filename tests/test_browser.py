@@ -66,7 +66,7 @@ def send_photo(page, url: str, photo: Path, text: str = "Is this part OK?") -> t
         timeout=10_000
     )
     first = time.perf_counter() - started
-    page.locator("#chat img[src*='overlays']").first.wait_for(timeout=60_000)
+    page.locator("#chat img").nth(1).wait_for(timeout=60_000)  # the photo, then the overlay
     return first, time.perf_counter() - started
 
 
