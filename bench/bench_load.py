@@ -1,0 +1,158 @@
+"""Load: many simultaneous ``gradio_client`` sessions on the expert grounder for a fixed time.
+
+Each session alternates inspections and spec questions through the ``inspect`` endpoint; a
+"queue full" answer is reported as "busy, retrying" and retried after a pause. Prints errors
+(must be 0), median and p95 latency and the server's RSS at the start and the end, as JSON.
+
+python bench/bench_load.py [--users 16] [--seconds 120] [--queue-max 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from gradio_client import Client, handle_file
+from gradio_raw import RawApp
+from test_agent_fixtures import make_product, write_query
+
+from inspector_agent.settings import Settings
+from inspector_agent.ui.app import create_agent, launch
+from inspector_agent.ui.auth import Users
+
+QUESTIONS = [  # "Is this part ..." are inspections with a photo; the others spec questions
+    "Is this part OK?",
+    "What does the spec say about stains?",
+    "Is this part defective? Which defects and how big?",
+    "What is the acceptance rule for scratches?",
+]
+BUSY = ("queue is full", "503", "too many")
+
+
+def rss_mb() -> float:
+    """This process's resident memory in MB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ask(client: Client, raw: RawApp, chat_fn: int, image: Path, question: str, tag: str) -> None:
+    """An inspection through the ``inspect`` API, or a spec question through the chat event."""
+    if question.startswith("Is this part"):
+        client.predict(handle_file(str(image)), "bracket", question, tag, api_name="/inspect")
+        return
+    message = {"text": question, "files": []}
+    ok, out = raw.call(chat_fn, [message, [], "bracket", "", None, ""])
+    if not ok:
+        raise RuntimeError(str(out))
+    if "bracket" not in json.dumps(out).lower():
+        raise RuntimeError(f"answer does not cite the spec: {json.dumps(out)[:200]}")
+
+
+def session(url: str, images: list[Path], user: int, until: float, out: dict) -> None:
+    """One simulated supervisor: requests back to back until ``until``."""
+    client, raw = Client(url, verbose=False), RawApp(url)
+    chat_fn = raw.fn_index("chat-input")
+    i = 0
+    while time.monotonic() < until:
+        image = images[(user + i) % len(images)]
+        question = QUESTIONS[(user + i) % len(QUESTIONS)]
+        start = time.perf_counter()
+        while True:
+            try:
+                ask(client, raw, chat_fn, image, question, f"U{user}-{i}")
+                break
+            except Exception as exc:  # the client raises its own AppError / httpx errors
+                text = str(exc).lower()
+                if any(word in text for word in BUSY) and time.monotonic() < until + 30:
+                    with out["lock"]:
+                        out["busy"] += 1
+                    print(f"user {user}: busy, retrying", file=sys.stderr)
+                    time.sleep(0.5)
+                    continue
+                with out["lock"]:
+                    out["errors"].append(f"{type(exc).__name__}: {str(exc)[:200]}")
+                break
+        with out["lock"]:
+            out["latencies"].append(time.perf_counter() - start)
+            out["kinds"][question.startswith("Is this part")] += 1
+        i += 1
+    raw.close()
+
+
+def main() -> None:
+    """Start the app on 127.0.0.1, drive it, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--queue-max", type=int, default=64)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="inspector-load-"))
+    settings = Settings(data_dir=root / "data", port=free_port())
+    agent = create_agent(settings, ingest_demo=False)
+    agent.context.kb.add_product(make_product(root / "src"))
+    images = [write_query(root, f"q{i}{'x' * i}.png", stain=i % 2 == 0) for i in range(4)]
+    demo, url = launch(settings, Users({}), agent, block=False, queue_max=args.queue_max)
+    Client(url, verbose=False).predict(  # warm-up: model weights and the reference bank
+        handle_file(str(images[0])), "bracket", "", "", api_name="/inspect"
+    )
+    gc.collect()
+    rss_start = rss_mb()
+    out = {"lock": threading.Lock(), "errors": [], "latencies": [], "busy": 0, "kinds": [0, 0]}
+    until = time.monotonic() + args.seconds
+    began = time.perf_counter()
+    with ThreadPoolExecutor(args.users) as pool:
+        for user in range(args.users):
+            pool.submit(session, url, images, user, until, out)
+    wall = time.perf_counter() - began
+    gc.collect()
+    rss_end = rss_mb()
+    latencies = sorted(out["latencies"])
+    p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))] if latencies else 0.0
+    report = {
+        "users": args.users,
+        "seconds": round(wall, 1),
+        "requests": len(latencies),
+        "inspections": out["kinds"][1],
+        "questions": out["kinds"][0],
+        "errors": len(out["errors"]),
+        "error_samples": out["errors"][:3],
+        "busy_retries": out["busy"],
+        "median_s": round(statistics.median(latencies), 2) if latencies else None,
+        "p95_s": round(p95, 2),
+        "throughput_per_min": round(60 * len(latencies) / wall, 1),
+        "records": agent.context.records.count(),
+        "rss_start_mb": round(rss_start, 1),
+        "rss_end_mb": round(rss_end, 1),
+    }
+    demo.close()
+    agent.context.kb.close()
+    print(json.dumps(report, indent=2))
+    sys.exit(1 if out["errors"] else 0)
+
+
+if __name__ == "__main__":
+    main()
