@@ -19,6 +19,8 @@ from inspector_agent.kb.ingest import DuplicateProductError
 from inspector_agent.settings import Settings
 from knowledge.textures import RENDERERS
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def kb(settings: Settings):

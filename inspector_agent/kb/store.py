@@ -73,7 +73,7 @@ def _client(settings: Settings) -> Any:
             return chromadb.HttpClient(
                 host=url.hostname, port=port, ssl=ssl, settings=chroma_settings
             )
-        except Exception as exc:  # chromadb raises bare Exception/ValueError when unreachable
+        except (ValueError, OSError) as exc:  # chromadb raises ValueError when unreachable
             raise StoreError(
                 f"cannot reach the Chroma server at {settings.chroma_url} ({exc})"
             ) from None
