@@ -53,10 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             chat_model_url=args.chat_model_url,
             auth_file=args.auth_file,
         )
-        from inspector_agent.ui.app import launch
         from inspector_agent.ui.auth import load_users
 
-        users = load_users(settings.auth_file)
+        users = load_users(settings.auth_file)  # a bad auth file fails before the slow imports
+        from inspector_agent.ui.app import launch
+
         if not args.serve_model:
             launch(settings, users)
             return 0
