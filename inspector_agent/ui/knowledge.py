@@ -14,6 +14,7 @@ from inspector_agent.agent.service import InspectorAgent
 from inspector_agent.errors import InspectorError
 from inspector_agent.kb.folder import REFERENCES
 from inspector_agent.kb.manifest import MANIFEST_NAME
+from inspector_agent.safepaths import confined_path
 from inspector_agent.ui.auth import AuthError, Users
 
 SPEC_TYPES = [".md", ".markdown", ".txt", ".pdf"]
@@ -56,13 +57,13 @@ def stage_folder(
     if mm_per_pixel:
         manifest["mm_per_pixel"] = float(mm_per_pixel)
     manifest["defects"] = defects
-    folder = root / (product_id.strip() or "product")
+    folder = confined_path(root, product_id.strip() or "product")  # the id is checked later
     (folder / REFERENCES).mkdir(parents=True)
     (folder / MANIFEST_NAME).write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
     for spec in specs or []:
-        shutil.copy(spec, folder / Path(spec).name)
+        shutil.copy(spec, confined_path(folder, Path(spec).name))
     for image in references or []:
-        shutil.copy(image, folder / REFERENCES / Path(image).name)
+        shutil.copy(image, confined_path(folder / REFERENCES, Path(image).name))
     return folder
 
 
