@@ -85,7 +85,8 @@ def knowledge_block(passages: Sequence[str]) -> str:
 def image_data_url(image: Image.Image) -> str:
     """A ``data:image/png;base64,...`` URL of the image (for OpenAI-style ``image_url`` parts)."""
     buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="PNG")
+    # Lossless either way; level 1 encodes about 4x faster than the default 6 at a similar size.
+    image.convert("RGB").save(buffer, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

@@ -7,24 +7,32 @@ pixels, and answers with the expert grounder (saying why) when the model cannot.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any, Protocol
+
+from PIL import Image
 
 from inspector_agent.answer import ParsedAnswer, parse_answer
 from inspector_agent.grounding.base import Grounder, GroundingError, GroundingRequest, make_grounder
-from inspector_agent.imaging import ImageError, load_image
+from inspector_agent.imaging import ImageError, load_image, resize_for_model
 from inspector_agent.prompts import (
     DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_PIXELS,
     DEFAULT_QUESTION,
     PromptBundle,
     build_messages,
+    image_data_url,
 )
 from inspector_agent.schema import Defect, InspectionResult, ParseStatus, Verdict
 from inspector_agent.settings import Settings
 
 Progress = Callable[[int], None]  # called with the index of each finished item
+MAX_CACHED_URLS = 256
+_DATA_URLS: dict[str, str] = {}  # pixel digest -> base64 PNG data URL
 UNUSABLE = (ParseStatus.INVALID, ParseStatus.EMPTY, ParseStatus.OPTION)
 
 
@@ -52,21 +60,52 @@ class Answered:
 
 
 def build_prompt(request: GroundingRequest, for_openai: bool, max_pixels: int) -> PromptBundle:
-    """The shared prompt for one request (references loaded safely from disk)."""
+    """The shared prompt for one request (references loaded safely from disk, then cached)."""
     references = []
     for path in request.references.paths:
         try:
-            references.append(load_image(path))
-        except ImageError as exc:
+            references.append(_reference(str(path), path.stat().st_mtime_ns, max_pixels))
+        except (ImageError, OSError) as exc:
             raise GroundingError(f"reference image {path.name} cannot be read: {exc}") from None
-    return build_messages(
+    bundle = build_messages(
         references,
         request.query,
         request.question or DEFAULT_QUESTION,
         request.knowledge,
         max_pixels=max_pixels,
-        for_openai=for_openai,
     )
+    return with_data_urls(bundle) if for_openai else bundle
+
+
+@lru_cache(maxsize=256)
+def _reference(path: str, mtime_ns: int, max_pixels: int) -> Image.Image:
+    """A reference image at its model size, decoded and resized once per file version."""
+    return resize_for_model(load_image(path), DEFAULT_MIN_PIXELS, max_pixels)[0]
+
+
+def with_data_urls(bundle: PromptBundle) -> PromptBundle:
+    """The bundle with each image placeholder replaced by a base64 PNG ``image_url`` part.
+
+    Encodings are cached by pixel content, so a product's references are encoded once.
+    """
+    images = iter(bundle.images)
+    messages = []
+    for message in bundle.messages:
+        content = message["content"]
+        if isinstance(content, list):
+            content = [_url_part(next(images)) if p.get("type") == "image" else p for p in content]
+        messages.append({**message, "content": content})
+    return replace(bundle, messages=messages)
+
+
+def _url_part(image: Image.Image) -> dict[str, Any]:
+    digest = hashlib.blake2b(image.tobytes(), digest_size=16).hexdigest() + f"{image.size}"
+    url = _DATA_URLS.get(digest)
+    if url is None:
+        if len(_DATA_URLS) >= MAX_CACHED_URLS:
+            _DATA_URLS.pop(next(iter(_DATA_URLS)))  # oldest first
+        url = _DATA_URLS[digest] = image_data_url(image)
+    return {"type": "image_url", "image_url": {"url": url}}
 
 
 def result_from_answer(answer: Answered, grounder: str, model: str) -> InspectionResult:
