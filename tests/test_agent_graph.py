@@ -193,3 +193,32 @@ def test_failing_grounder_gets_a_helpful_reply(world, error, expected) -> None:
     )
     assert expected in state["reply"] and state["result"] is None
     assert ctx.records.count() == before
+
+
+@dataclass
+class RewordingChat:
+    """A scripted chat model: returns its canned rewording for every request."""
+
+    text: str
+
+    def complete(self, system: str, user: str) -> str:
+        return self.text
+
+
+@pytest.mark.parametrize(
+    ("rewording", "kept"),
+    [
+        ("The part is fine, ship it.", True),  # drops the verdict: the agent keeps its own text
+        ("Verdict defective: one anomaly region on the bracket.", False),
+    ],
+)
+def test_chat_model_only_phrases_validated_facts(world, rewording: str, kept: bool) -> None:
+    ctx, root = world
+    chatty = AgentContext(
+        ctx.settings, ctx.kb, ctx.grounder, ctx.records, chat=RewordingChat(rewording)
+    )
+    state = InspectorAgent(chatty).ask(
+        f"chat-{kept}", "Is this OK?", write_query(root, "p.png", True), product="bracket"
+    )
+    assert state["result"]["verdict"] == "defective"
+    assert (state["reply"] != rewording) is kept
