@@ -128,8 +128,14 @@ def store_upload(source: str | Path, uploads_dir: Path) -> tuple[str, Path]:
     digest = file_sha256(src)
     dest = uploads_dir / digest[:2] / f"{digest}{src.suffix.lower()[:6]}"
     if not dest.exists():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write_bytes(dest, src.read_bytes())
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write_bytes(dest, src.read_bytes())
+        except OSError as exc:  # a full or read-only disk: say so, not a traceback
+            raise RecordsError(
+                f"the photo could not be saved on the server ({exc.strerror or exc}); "
+                "nothing was inspected or recorded: tell an engineer"
+            ) from None
     return digest, dest
 
 
