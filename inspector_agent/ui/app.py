@@ -47,7 +47,7 @@ def build_app(agent: InspectorAgent, users: Users) -> gr.Blocks:
         gr.Markdown("## Inspector: visual inspection assistant")
         with gr.Tabs():
             with gr.Tab("Inspect", id="inspect"):
-                thread, chatbot, restore = build_inspect_tab(
+                thread, chatbot, product, restore = build_inspect_tab(
                     agent, browser_secret(agent.context.settings.data_dir)
                 )
             with gr.Tab("Knowledge", id="knowledge", visible=not users.enabled) as knowledge:
@@ -58,11 +58,12 @@ def build_app(agent: InspectorAgent, users: Users) -> gr.Blocks:
                 build_showcase_tab(agent)
         build_api(agent)
 
-        def on_load(thread_id: str, request: gr.Request) -> tuple[Any, Any]:
+        def on_load(thread_id: str, request: gr.Request) -> tuple[Any, Any, Any]:
             engineer = users.role(getattr(request, "username", None)) == "engineer"
-            return restore(thread_id), gr.Tab(visible=engineer)
+            choices = [(p.name, p.id) for p in agent.context.kb.list_products()]
+            return restore(thread_id), gr.Tab(visible=engineer), gr.Dropdown(choices=choices)
 
-        demo.load(on_load, [thread], [chatbot, knowledge], api_name=False)
+        demo.load(on_load, [thread], [chatbot, knowledge, product], api_name=False)
     return demo
 
 

@@ -111,8 +111,8 @@ def parse_defects(text: str) -> list[dict[str, Any]]:
 
 def build_inspect_tab(
     agent: InspectorAgent, thread_secret: str
-) -> tuple[gr.BrowserState, gr.Chatbot, Callable[[str], list[dict[str, Any]]]]:
-    """Lay out the Inspect tab and wire its events; returns what the page load restores."""
+) -> tuple[gr.BrowserState, gr.Chatbot, gr.Dropdown, Callable[[str], list[dict[str, Any]]]]:
+    """Lay out the Inspect tab and wire its events; returns what the page load refreshes."""
     kb, records = agent.context.kb, agent.context.records
     record_id = gr.State(None)
     thread = gr.BrowserState("", storage_key="inspector-thread", secret=thread_secret)
@@ -200,4 +200,4 @@ def build_inspect_tab(
     )
     chatbot.like(like, [record_id], None, api_name=False)
     send_fix.click(correct, [record_id, fixed, fixed_defects, comment], fix_status, api_name=False)
-    return thread, chatbot, restore
+    return thread, chatbot, product, restore
