@@ -45,7 +45,9 @@ def _reference_set(args: argparse.Namespace, settings: Settings):
         try:
             from inspector_agent.kb import references_for_product
         except ImportError as exc:
-            raise InspectInputError(f"--product needs the knowledge base, unavailable: {exc}") from None
+            raise InspectInputError(
+                f"--product needs the knowledge base, unavailable: {exc}"
+            ) from None
         return references_for_product(args.product, settings)
     folder = Path(args.references)
     if not folder.is_dir():
@@ -66,7 +68,9 @@ def _check_references(refs) -> None:
 
 
 def _print_human(name: str, result) -> None:
-    print(f"{name}: {result.verdict.value} (score {result.pred_score:.3f}, threshold {result.threshold})")
+    print(
+        f"{name}: {result.verdict.value} (score {result.pred_score:.3f}, threshold {result.threshold})"
+    )
     for d in result.defects:
         print(f"  {d.label} box={d.box.to_list()} score={d.score:.3f}")
 
@@ -106,6 +110,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise InspectInputError(f"{target}: file not found")
     refs = _reference_set(args, settings)
     _check_references(refs)
+    image = None if target.is_dir() else load_image(target)
     grounder = make_grounder(settings.grounder, settings)
     if target.is_dir():
         images = _images_in(target)
@@ -118,14 +123,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         failures = 0
         for path in tqdm(images, desc="inspect", unit="img", file=sys.stderr):
             try:
-                result = grounder.ground(GroundingRequest(load_image(path), refs, query_name=path.name))
+                result = grounder.ground(
+                    GroundingRequest(load_image(path), refs, query_name=path.name)
+                )
             except InspectorError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 failures += 1
                 continue
             print(json.dumps({"image": str(path), **result.to_dict()}), flush=True)
         return 2 if failures else 0
-    image = load_image(target)
     result = grounder.ground(GroundingRequest(image, refs, query_name=target.name))
     if args.json:
         print(json.dumps({"image": str(target), **result.to_dict()}, indent=2))

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from inspector_agent.evaluation.metrics import auroc, roc_curve  # noqa: E402
+from inspector_agent.evaluation.metrics import auroc, roc_curve
 
 if TYPE_CHECKING:
     from inspector_agent.evaluation.localization import CategoryRun

@@ -1,0 +1,79 @@
+"""Localisation evaluation end to end on a synthetic MVTec-shaped folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from inspector_agent.cli import main
+from inspector_agent.evaluation.localization import METRIC_NAMES, evaluate
+from inspector_agent.evaluation.mvtec import find_categories
+from inspector_agent.grounding import base
+from inspector_agent.grounding.base import GrounderKind
+from inspector_agent.grounding.expert import ExpertConfig, ExpertGrounder
+from inspector_agent.settings import Settings
+from tests.mvtec_helpers import make_mvtec
+
+
+@pytest.fixture(autouse=True)
+def small_expert(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The registry's expert grounder with a small input size, so the CLI tests stay fast."""
+    small = ExpertConfig(pixels=160 * 160, max_bank=800)
+    monkeypatch.setitem(base._REGISTRY, GrounderKind.EXPERT, lambda s: ExpertGrounder(s, small))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("eval")
+    make_mvtec(root, n_train=4, n_good=2, n_bad=2)
+    return root
+
+
+def test_reader_pairs_images_and_masks(data_dir: Path) -> None:
+    (cat,) = find_categories(data_dir)
+    assert cat.name == "widget" and len(cat.train) == 4
+    bad = [s for s in cat.test if s.is_anomalous]
+    assert len(bad) == 2 and all(s.mask_path is not None for s in bad)
+    assert cat.references(2, seed=0) == cat.references(2, seed=0)
+    assert len(cat.references(2, seed=0)) == 2
+    with pytest.raises(FileNotFoundError, match="nope"):
+        find_categories(data_dir, ["nope"])
+
+
+def test_evaluate_report_shape_and_plots(
+    settings: Settings, data_dir: Path, tmp_path: Path
+) -> None:
+    grounder = ExpertGrounder(settings, ExpertConfig(pixels=160 * 160))
+    report = evaluate(data_dir, grounder, shots=3, seed=0, plots_dir=tmp_path / "plots")
+    assert set(report) == {"categories", "overall", "config"}
+    assert set(report["categories"]["widget"]) == set(METRIC_NAMES) == set(report["overall"])
+    widget = report["categories"]["widget"]
+    assert widget["image_auroc"] == 1.0 and widget["pixel_auroc"] > 0.95
+    assert widget["box_acc_iou30"] == 1.0
+    assert (tmp_path / "plots" / "roc.png").is_file()
+    assert (tmp_path / "plots" / "examples_widget.png").is_file()
+
+
+def test_cli_writes_json(data_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "r.json"
+    code = main(
+        [
+            "--data-dir",
+            str(tmp_path / "d"),
+            "eval",
+            "localization",
+            str(data_dir),
+            "--shots",
+            "2",
+            "--categories",
+            "widget",
+            "--json",
+            str(out),
+        ]
+    )
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["config"]["shots"] == 2 and list(report["categories"]) == ["widget"]
+    assert main(["eval", "localization", str(tmp_path / "missing"), "--json", str(out)]) == 2
