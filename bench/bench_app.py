@@ -11,21 +11,22 @@ import json
 import os
 import socket
 import statistics
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the demo generator in knowledge/
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-
-from PIL import Image
 
 from inspector_agent.agent.service import InspectorAgent
 from inspector_agent.settings import Settings
 from inspector_agent.ui.app import create_agent, launch
 from inspector_agent.ui.auth import Users
+from inspector_agent.ui.showcase import write_demo_photo
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -41,14 +42,12 @@ CHROMIUM_ARGS = [
 
 def demo_queries(agent: InspectorAgent, folder: Path) -> list[tuple[str, Path]]:
     """One defective photo per demo product (the knowledge generator's painted defects)."""
-    from knowledge.generate import DEFECTS, defective_image
+    from knowledge.generate import DEFECTS
 
-    out = []
-    for product, defects in DEFECTS.items():
-        path = folder / f"{product}.png"
-        Image.fromarray(defective_image(product, defects[0], 1)[0]).save(path)
-        out.append((product, path))
-    return out
+    return [
+        (product, write_demo_photo(product, defects[0], 1, folder / f"{product}.png"))
+        for product, defects in DEFECTS.items()
+    ]
 
 
 def turn_overhead(agent: InspectorAgent, queries: list[tuple[str, Path]], turns: int) -> dict:
@@ -141,12 +140,15 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--each", type=int, default=2)
     parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument(
+        "--data-dir", help="reuse a data directory (default: a fresh temporary one)"
+    )
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="inspector-bench-"))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    settings = Settings(data_dir=root / "data", port=port)
+    settings = Settings(data_dir=Path(args.data_dir) if args.data_dir else root / "data", port=port)
     agent = create_agent(settings)  # ingests the demo products
     queries = demo_queries(agent, root)
     list(agent.stream("warm-up", "Is this part OK?", queries[0][1], product=queries[0][0]))

@@ -170,3 +170,16 @@ def test_correction_parser() -> None:
     ]
     with pytest.raises(Exception, match="line 1"):
         parse_defects("scratch 1 2")
+
+
+def test_showcase_case_and_demo_photo(served, tmp_path: Path) -> None:
+    from inspector_agent.ui.showcase import run_case, write_demo_photo
+
+    agent, _, root = served
+    photo = write_demo_photo("brushed-alu-panel", "scratch", 0, tmp_path / "demo.png")
+    assert Image.open(photo).mode == "RGB" and Image.open(photo).getextrema()[0][1] > 0
+    query = write_query(root, "sc.png", True)
+    reference, shown, overlay, answer = run_case(agent, "bracket", query)
+    assert shown == str(query)
+    assert "/references/" in reference and Path(overlay).exists()
+    assert "Verdict: DEFECTIVE" in answer

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 from PIL import Image
 
 from inspector_agent.agent.service import InspectorAgent
@@ -16,10 +17,20 @@ from inspector_agent.errors import InspectorError
 log = logging.getLogger(__name__)
 
 
+def write_demo_photo(product: str, defect: str, index: int, path: Path) -> Path:
+    """Save the knowledge generator's defective part (floats in [0, 1]) as a PNG photo."""
+    from knowledge.generate import defective_image
+
+    array = np.clip(defective_image(product, defect, index)[0], 0.0, 1.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((array * 255).round().astype(np.uint8)).save(path)
+    return path
+
+
 def demo_cases(agent: InspectorAgent) -> list[tuple[str, str, Path]]:
     """(product id, defect, image path) for the demo products in the KB, generated once."""
     try:
-        from knowledge.generate import DEFECTS, defective_image
+        from knowledge.generate import DEFECTS
     except ImportError:
         return []
     folder = agent.context.settings.data_dir / "showcase"
@@ -31,8 +42,7 @@ def demo_cases(agent: InspectorAgent) -> list[tuple[str, str, Path]]:
         for defect in defects:
             path = folder / f"{product}--{defect}.png"
             if not path.exists():
-                folder.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(defective_image(product, defect, 0)[0]).save(path)
+                write_demo_photo(product, defect, 0, path)
             cases.append((product, defect, path))
     return cases
 
