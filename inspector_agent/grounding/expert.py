@@ -39,6 +39,7 @@ class ExpertConfig:
     blocks: tuple[int, ...] = (4, 10)  # EfficientNet blocks whose outputs are concatenated
     alignment: str = "auto"  # auto | aligned | global
     radius: int = 2  # aligned search window, grid cells
+    max_aligned: int = 5  # aligned: match against the references closest to the query
     aligned_min_fraction: float = 0.5  # auto: share of patches whose NN lies in the window
     max_bank: int = 6000  # global memory bank size after coreset subsampling
     top_k: float = 0.01  # image score: mean of the top 1% of the map
@@ -149,7 +150,7 @@ class ExpertGrounder:
         grid = (max(4, round(h0 * scale / feat.STRIDE)), max(4, round(w0 * scale / feat.STRIDE)))
         grids = torch.stack([self._features(im, scale, grid) for im in images])
         fraction = (
-            _aligned_fraction(grids, cfg.radius) if len(sizes) == 1 and len(images) > 1 else 0.0
+            feat.aligned_fraction(grids, cfg.radius) if len(sizes) == 1 and len(images) > 1 else 0.0
         )
         mode = cfg.alignment
         if mode == "auto":
@@ -159,7 +160,7 @@ class ExpertGrounder:
         flat, owner = [], []
         if mode == "global":
             for i, im in enumerate(images):
-                for view in _views(im):
+                for view in feat.flip_views(im):
                     f = self._features(view, scale).flatten(1).T
                     flat.append(f)
                     owner.append(torch.full((f.shape[0],), i))
@@ -173,7 +174,9 @@ class ExpertGrounder:
             if len(images) == 1:
                 break
             if mode == "aligned":
-                others = torch.cat([grids[:i], grids[i + 1 :]])
+                others = feat.nearest_grids(
+                    grids[i], torch.cat([grids[:i], grids[i + 1 :]]), cfg.max_aligned
+                )
                 raw = feat.positional_distance(grids[i], others, cfg.radius)
             else:
                 f = self._features(images[i], scale)
@@ -215,7 +218,8 @@ class ExpertGrounder:
         same = cal.mode == "aligned" and _same_aspect(image.size, grid)
         if same:
             f = self._features(image, cal.scale, grid)
-            raw = feat.positional_distance(f, bank.grids, self.config.radius)
+            refs = feat.nearest_grids(f, bank.grids, self.config.max_aligned)
+            raw = feat.positional_distance(f, refs, self.config.radius)
         else:
             f = self._features(image, cal.scale)
             pool = (
@@ -287,33 +291,8 @@ class ExpertGrounder:
         return mask & (sizes[labels] >= max(4, gap * gap // 4))
 
 
-def _views(image: Image.Image) -> list[Image.Image]:
-    """The image and its flips and half-turn (memory-bank augmentation for unaligned parts)."""
-    t = Image.Transpose
-    return [
-        image,
-        image.transpose(t.FLIP_LEFT_RIGHT),
-        image.transpose(t.FLIP_TOP_BOTTOM),
-        image.transpose(t.ROTATE_180),
-    ]
-
-
 def _same_aspect(size: tuple[int, int], grid: tuple[int, ...]) -> bool:
     return abs(size[0] / size[1] - grid[1] / grid[0]) < 0.05 * grid[1] / grid[0]
-
-
-def _aligned_fraction(grids: torch.Tensor, radius: int) -> float:
-    """Share of reference patches whose nearest neighbour in another reference lies within
-    ``radius`` cells of the same position (near 1 for aligned products, small for textures)."""
-    k = min(grids.shape[0], 4)
-    hits = []
-    for i in range(k):
-        j = (i + 1) % k
-        q = grids[i].flatten(1).T
-        local = feat.positional_distance(grids[i], grids[j : j + 1], radius).flatten()
-        nearest = feat.knn_distance(q, grids[j].flatten(1).T)
-        hits.append((local <= nearest + 1e-4).float().mean())
-    return float(torch.stack(hits).mean())
 
 
 @register_grounder("expert")

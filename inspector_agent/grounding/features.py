@@ -108,3 +108,37 @@ def greedy_coreset(features: torch.Tensor, size: int, seed: int = 0) -> torch.Te
         chosen[i] = int(dist.argmax())
         dist = torch.minimum(dist, ((proj - proj[chosen[i]]) ** 2).sum(1))
     return chosen
+
+
+def flip_views(image: Image.Image) -> list[Image.Image]:
+    """The image and its flips and half-turn (memory-bank augmentation for unaligned parts)."""
+    t = Image.Transpose
+    return [
+        image,
+        image.transpose(t.FLIP_LEFT_RIGHT),
+        image.transpose(t.FLIP_TOP_BOTTOM),
+        image.transpose(t.ROTATE_180),
+    ]
+
+
+def nearest_grids(query: torch.Tensor, grids: torch.Tensor, count: int) -> torch.Tensor:
+    """The ``count`` reference grids whose mean feature is closest to the query's (retrieval
+    keeps aligned matching cost flat in the number of references)."""
+    if grids.shape[0] <= count:
+        return grids
+    dist = ((grids.mean((2, 3)) - query.mean((1, 2))[None]) ** 2).sum(1)
+    return grids[dist.argsort()[:count]]
+
+
+def aligned_fraction(grids: torch.Tensor, radius: int) -> float:
+    """Share of reference patches whose nearest neighbour in another reference lies within
+    ``radius`` cells of the same position (near 1 for aligned products, small for textures)."""
+    k = min(grids.shape[0], 4)
+    hits = []
+    for i in range(k):
+        j = (i + 1) % k
+        q = grids[i].flatten(1).T
+        local = positional_distance(grids[i], grids[j : j + 1], radius).flatten()
+        nearest = knn_distance(q, grids[j].flatten(1).T)
+        hits.append((local <= nearest + 1e-4).float().mean())
+    return float(torch.stack(hits).mean())
