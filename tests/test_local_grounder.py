@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from tiny_model_helpers import forcing_bias, part_image, write_references
 
+from inspector_agent.cli import main
 from inspector_agent.grounding import GroundingRequest, ReferenceSet, make_grounder
 from inspector_agent.grounding.local import make_local
 from inspector_agent.imaging import smart_resize
@@ -90,3 +91,17 @@ def test_missing_model_setting_is_a_plain_message(
     result = make_grounder("local", settings).ground(GroundingRequest(part_image(3), references))
     assert result.fell_back
     assert result.notes[0].startswith("No local model is configured")
+
+
+def test_cli_inspect_with_local_model_reports_grounder_status_and_fallback(
+    tiny: Path, references: ReferenceSet, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    image = tmp_path / "query.png"
+    part_image(8, defect=True).save(image)
+    args = ["--data-dir", str(tmp_path / "data"), "inspect", str(image), "--references",
+            str(references.paths[0].parent), "--grounder", "local", "--model", str(tiny), "--json"]  # fmt: skip
+    assert main(args) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["grounder"] == "expert" and row["fell_back"] is True
+    assert row["parse_status"] == "invalid"
+    assert "expert grounder instead" in row["notes"][0]

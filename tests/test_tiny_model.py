@@ -63,8 +63,8 @@ def test_chat_template_places_images_and_generation_works(tiny_dir: Path) -> Non
     assert text.endswith("<|im_start|>assistant\n")
     images = [Image.new("RGB", (300, 200), "gray"), Image.new("RGB", (90, 90), "white")]
     inputs = processor(text=[text], images=images, return_tensors="pt")
-    # Small min/max pixels keep prompts short: 300x200 -> 168x252 model pixels (12x18 patches).
-    assert inputs["image_grid_thw"].tolist() == [[1, 12, 18], [1, 6, 6]]
+    # Qwen2.5-VL's smart resize: 300x200 -> 308x196 model pixels (22x14 patches of 14).
+    assert inputs["image_grid_thw"].tolist() == [[1, 14, 22], [1, 6, 6]]
     with torch.no_grad():
         out = model.generate(**inputs, max_new_tokens=6, do_sample=False)
     new_tokens = out.shape[1] - inputs["input_ids"].shape[1]

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 from tiny_model_helpers import part_image, write_references
 
+from inspector_agent.cli import main
 from inspector_agent.grounding import GroundingRequest, ReferenceSet
 from inspector_agent.grounding.model_io import ModelGrounder, build_prompt
 from inspector_agent.grounding.vlm import VlmBackend
@@ -110,11 +111,9 @@ def test_request_carries_two_base64_png_images_references_first(
     assert isinstance(output, str)  # the server accepted the request
     [body] = recorder.bodies
     assert body["temperature"] == 0.0 and body["max_tokens"] == 64 and body["model"] == vlm.model
-    parts = [
-        p
-        for m in body["messages"]
-        for p in (m["content"] if isinstance(m["content"], list) else [])
-    ]
+    system, user = body["messages"]
+    assert system["role"] == "system" and "<answer>" in str(system["content"])
+    parts = user["content"]
     images = [p["image_url"]["url"] for p in parts if p["type"] == "image_url"]
     assert len(images) == 2 and all(u.startswith("data:image/png;base64,") for u in images)
     decoded = [Image.open(io.BytesIO(base64.b64decode(u.split(",", 1)[1]))) for u in images]
@@ -166,6 +165,30 @@ def test_batch_of_eight_runs_four_at_a_time_in_order(
     assert sorted(done) == list(range(8))
     assert [r.image_size for r in results] == [q.size for q in queries]
     assert all(r.grounder == "vlm" and not r.fell_back for r in results), results[0].notes
+
+
+def test_cli_batch_inspects_a_folder_as_jsonl_in_order(
+    server: ModelServer,
+    references: ReferenceSet,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = tmp_path / "queries"
+    folder.mkdir()
+    for i in range(4):
+        part_image(20 + i, defect=i % 2 == 1).save(folder / f"q{i}.png")
+    args = ["--data-dir", str(tmp_path / "data"), "inspect", str(folder), "--references",
+            str(references.paths[0].parent), "--grounder", "vlm", "--model-url", server.url,
+            "--concurrency", "4"]  # fmt: skip
+    monkeypatch.setenv("INSPECTOR_MODEL_API_KEY", API_KEY)
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in captured.out.splitlines()]
+    assert [Path(r["image"]).name for r in rows] == [f"q{i}.png" for i in range(4)]
+    # The random model's free text is unreadable: every row says it fell back to the expert.
+    assert all(r["fell_back"] and r["parse_status"] == "invalid" for r in rows)
+    assert "4/4" in captured.err  # the progress bar finished
 
 
 def test_server_killed_mid_request_falls_back_to_expert(

@@ -28,7 +28,9 @@ def register(subparsers: Any) -> None:
     loc.add_argument("--seed", type=int, default=0, help="seed of the reference sampling")
     loc.add_argument("--json", dest="json_out", required=True, metavar="OUT.json")
     loc.add_argument("--plots", metavar="DIR", help="write ROC curves and example overlays here")
-    loc.add_argument("--grounder", default="expert", help="grounder kind (default expert)")
+    loc.add_argument("--grounder", default="expert", help="expert | vlm | local | fusion")
+    loc.add_argument("--model", metavar="PATH", help="checkpoint for local (and fusion)")
+    loc.add_argument("--model-url", metavar="URL", help="model server for vlm (and fusion)")
     loc.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     loc.set_defaults(func=run_localization)
     from inspector_agent.cli.mmad_cmd import add_parser as add_mmad
@@ -54,11 +56,17 @@ def run_localization(args: argparse.Namespace, settings: Settings) -> int:
     data_dir = Path(args.data_dir)
     if not data_dir.is_dir():
         raise EvalInputError(f"{data_dir}: data folder not found")
-    names = [n.strip() for n in args.categories.split(",") if n.strip()] if args.categories else None
-    settings = settings.with_overrides(torch_threads=args.threads)
+    names = (
+        [n.strip() for n in args.categories.split(",") if n.strip()] if args.categories else None
+    )
+    settings = settings.with_overrides(
+        torch_threads=args.threads, model_path=args.model, model_url=args.model_url
+    )
     grounder = make_grounder(args.grounder, settings)
     try:
-        report = evaluate(data_dir, grounder, names, args.shots, args.seed, args.plots and Path(args.plots))
+        report = evaluate(
+            data_dir, grounder, names, args.shots, args.seed, args.plots and Path(args.plots)
+        )
     except FileNotFoundError as exc:
         raise EvalInputError(str(exc)) from None
     out = Path(args.json_out)

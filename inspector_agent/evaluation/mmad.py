@@ -24,7 +24,7 @@ from typing import Any
 from inspector_agent.answer import parse_answer
 from inspector_agent.errors import InspectorError
 from inspector_agent.grounding.base import GroundingError
-from inspector_agent.grounding.model_io import Progress, TextBackend
+from inspector_agent.grounding.model_io import Progress, TextBackend, with_data_urls
 from inspector_agent.imaging import ImageError, load_image
 from inspector_agent.prompts import build_mmad_messages
 
@@ -174,16 +174,14 @@ def ask_all(
             query, normal = load_image(root / q.image), load_image(root / template)
         except ImageError as exc:
             raise MmadError(f"MMAD image cannot be read: {exc}") from None
-        bundles.append(
-            build_mmad_messages(
-                normal,
-                query,
-                q.question,
-                q.options,
-                max_pixels=backend.max_pixels,
-                for_openai=backend.for_openai,
-            )
+        bundle = build_mmad_messages(
+            normal,
+            query,
+            q.question,
+            q.options,
+            max_pixels=backend.max_pixels,
         )
+        bundles.append(with_data_urls(bundle) if backend.for_openai else bundle)
     outputs = backend.generate(bundles, concurrency, on_done)
     return [
         Outcome(q, "", None, str(o))
