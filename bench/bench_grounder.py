@@ -19,9 +19,9 @@ from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from inspector_agent.grounding.base import GroundingRequest, ReferenceSet  # noqa: E402
-from inspector_agent.grounding.expert import ExpertGrounder  # noqa: E402
-from inspector_agent.settings import Settings  # noqa: E402
+from inspector_agent.grounding.base import GroundingRequest, ReferenceSet
+from inspector_agent.grounding.expert import ExpertGrounder
+from inspector_agent.settings import Settings
 
 
 def synthetic(folder: Path, n: int, size: tuple[int, int], seed: int = 0) -> list[Path]:
@@ -38,7 +38,9 @@ def synthetic(folder: Path, n: int, size: tuple[int, int], seed: int = 0) -> lis
     return out
 
 
-def time_queries(grounder: ExpertGrounder, refs: list[Path], queries: list[Path], repeats: int) -> float:
+def time_queries(
+    grounder: ExpertGrounder, refs: list[Path], queries: list[Path], repeats: int
+) -> float:
     """Median per-image latency in ms once the reference bank is cached."""
     reference_set = ReferenceSet("bench", refs)
     grounder.memory_bank(refs)
@@ -81,8 +83,13 @@ def main() -> int:
         for name, refs, queries in cases:
             ms = time_queries(grounder, refs, queries, args.repeats)
             bank = grounder.memory_bank(refs)
-            size = bank.bank.shape[0] or int(np.prod(bank.grids.shape[::2][:1]) * np.prod(bank.grids.shape[-2:]))
-            print(f"{name:>24} {len(refs):>4} {bank.calibration.mode:>8} {size:>6} {ms:>10.1f}", flush=True)
+            size = bank.bank.shape[0] or int(
+                np.prod(bank.grids.shape[::2][:1]) * np.prod(bank.grids.shape[-2:])
+            )
+            print(
+                f"{name:>24} {len(refs):>4} {bank.calibration.mode:>8} {size:>6} {ms:>10.1f}",
+                flush=True,
+            )
     return 0
 
 

@@ -27,7 +27,9 @@ def with_blob(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, 
     return out, mask
 
 
-def make_mvtec(root: Path, n_train: int = 4, n_good: int = 2, n_bad: int = 3, seed: int = 0) -> Path:
+def make_mvtec(
+    root: Path, n_train: int = 4, n_good: int = 2, n_bad: int = 3, seed: int = 0
+) -> Path:
     """Write ``root/widget`` in MVTec layout; returns the category folder."""
     rng = np.random.default_rng(seed)
     cat = root / "widget"
@@ -40,5 +42,7 @@ def make_mvtec(root: Path, n_train: int = 4, n_good: int = 2, n_bad: int = 3, se
     for i in range(n_bad):
         image, mask = with_blob(textured(rng), rng)
         Image.fromarray(image).save(cat / "test/blob" / f"{i:03d}.png")
-        Image.fromarray((mask * 255).astype(np.uint8)).save(cat / "ground_truth/blob" / f"{i:03d}_mask.png")
+        Image.fromarray((mask * 255).astype(np.uint8)).save(
+            cat / "ground_truth/blob" / f"{i:03d}_mask.png"
+        )
     return cat

@@ -35,10 +35,14 @@ def test_registered_as_expert(settings: Settings) -> None:
 def test_detects_and_boxes_a_blob(settings: Settings, category: Path) -> None:
     grounder = ExpertGrounder(settings, SMALL)
     refs = _refs(category)
-    good = grounder.ground(GroundingRequest(Image.open(next((category / "test/good").iterdir())), refs))
+    good = grounder.ground(
+        GroundingRequest(Image.open(next((category / "test/good").iterdir())), refs)
+    )
     for path in sorted((category / "test/blob").iterdir()):
         result = grounder.ground(GroundingRequest(Image.open(path), refs))
-        truth = boxes_from_mask(np.asarray(Image.open(category / "ground_truth/blob" / f"{path.stem}_mask.png")) > 0)
+        truth = boxes_from_mask(
+            np.asarray(Image.open(category / "ground_truth/blob" / f"{path.stem}_mask.png")) > 0
+        )
         assert result.verdict == Verdict.DEFECTIVE
         assert result.pred_score > good.pred_score
         assert result.anomaly_map.shape == (96, 96) and result.pred_mask.dtype == bool
@@ -47,7 +51,9 @@ def test_detects_and_boxes_a_blob(settings: Settings, category: Path) -> None:
         assert json.dumps(result.to_dict())
 
 
-def test_calibration_is_serialisable_and_from_references_only(settings: Settings, category: Path) -> None:
+def test_calibration_is_serialisable_and_from_references_only(
+    settings: Settings, category: Path
+) -> None:
     grounder = ExpertGrounder(settings, SMALL)
     cal = grounder.memory_bank(_refs(category).paths).calibration
     assert cal.mode == "aligned"  # the stripes line up across references
