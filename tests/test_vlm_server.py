@@ -17,9 +17,10 @@ from typing import Any
 import httpx2
 import pytest
 from PIL import Image
-from tiny_model_helpers import part_image, write_references
+from tiny_model_helpers import part_image, write_mmad, write_references
 
 from inspector_agent.cli import main
+from inspector_agent.evaluation.mmad import evaluate_mmad
 from inspector_agent.grounding import GroundingRequest, ReferenceSet
 from inspector_agent.grounding.model_io import ModelGrounder, build_prompt
 from inspector_agent.grounding.vlm import VlmBackend
@@ -189,6 +190,21 @@ def test_cli_batch_inspects_a_folder_as_jsonl_in_order(
     # The random model's free text is unreadable: every row says it fell back to the expert.
     assert all(r["fell_back"] and r["parse_status"] == "invalid" for r in rows)
     assert "4/4" in captured.err  # the progress bar finished
+
+
+def test_mmad_protocol_runs_against_the_server(server: ModelServer, tmp_path: Path) -> None:
+    mmad_json = write_mmad(tmp_path / "mmad")
+    recorder = Recorder()
+    vlm = backend(server, max_tokens=16)
+    recorder.attach(vlm)
+    report = evaluate_mmad(mmad_json, tmp_path / "mmad", vlm, concurrency=4)
+    assert report.questions == 6 and report.errors == []
+    assert len(recorder.bodies) == 6  # one question per request
+    assert all(
+        len([p for p in b["messages"][1]["content"] if p["type"] == "image_url"]) == 2
+        for b in recorder.bodies
+    )
+    assert set(report.subsets) == {"MVTec-AD", "VisA"}
 
 
 def test_server_killed_mid_request_falls_back_to_expert(

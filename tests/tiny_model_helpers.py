@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +45,50 @@ def forcing_bias(model_dir: Path, text: str) -> dict[str, Any]:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     ids = [*tokenizer(text).input_ids, tokenizer.convert_tokens_to_ids("<|im_end|>")]
     return {"sequence_bias": [[ids[: k + 1], 50.0 * (k + 1)] for k in range(len(ids))]}
+
+
+YES_NO = {"A": "Yes.", "B": "No."}
+KINDS = {"A": "Crack.", "B": "Scratch.", "C": "Stain.", "D": "Hole."}
+
+
+def write_mmad(root: Path) -> Path:
+    """Two subsets, normal and defective queries, two task types; gold letters chosen by hand."""
+    records = {}
+    plan = [  # subset, image, defective, discrimination gold, classification gold
+        ("MVTec-AD", "bottle/test/broken/000.png", True, "A", "A"),
+        ("MVTec-AD", "bottle/test/good/001.png", False, "B", None),
+        ("MVTec-AD", "bottle/test/good/002.png", False, "B", None),
+        ("VisA", "pcb/test/bad/003.png", True, "A", "C"),
+    ]
+    for index, (subset, rel, defective, gold, kind) in enumerate(plan):
+        key = f"{subset}/{rel}"
+        part_image(index, defective).save(_mk(root / key))
+        templates = [f"{subset}/good/{index}_{k}.png" for k in range(2)]
+        for k, template in enumerate(templates):
+            part_image(50 + k).save(_mk(root / template))
+        turns = [
+            {
+                "type": "Anomaly Detection",
+                "Question": "Is there any defect?",
+                "Options": YES_NO,
+                "Answer": gold,
+            }
+        ]
+        if kind:
+            turns.append(
+                {
+                    "type": "Defect Classification",
+                    "Question": "Which defect?",
+                    "Options": KINDS,
+                    "Answer": kind,
+                }
+            )
+        records[key] = {"image_path": key, "random_templates": templates, "conversation": turns}
+    path = root / "mmad.json"
+    path.write_text(json.dumps(records))
+    return path
+
+
+def _mk(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
