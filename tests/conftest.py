@@ -12,7 +12,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from inspector_agent.settings import Settings  # noqa: E402
+from inspector_agent.settings import Settings
 
 
 @pytest.fixture
