@@ -11,6 +11,7 @@ from langgraph.runtime import Runtime
 
 from inspector_agent.agent import explain as explain_text
 from inspector_agent.agent.context import AgentContext, context_of
+from inspector_agent.agent.nodes import load_stored_image
 from inspector_agent.agent.routing import extract_serial, mentioned_product
 from inspector_agent.agent.state import InspectorState
 
@@ -67,7 +68,10 @@ def follow_up(state: InspectorState, runtime: Runtime[AgentContext]) -> Update:
     defects = result.get("defects", [])
     kind = state.follow_up or "general"
     if kind == "reference":
-        refs = last.get("reference_paths", [])[:1]
+        photo = load_stored_image(
+            last["image_path"], ctx.settings.max_image_pixels, ctx.settings.max_upload_mb
+        )
+        refs = [str(p) for p in ctx.kb.closest_references(photo, last["product_id"], k=1)]
         return _reply(
             "Here is the known-good reference closest to your photo (left) and your photo's overlay.",
             "Showed the reference",

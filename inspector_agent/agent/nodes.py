@@ -3,6 +3,7 @@ ground, explain and record. Each returns a partial state update with a ``step`` 
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from dataclasses import asdict, is_dataclass, replace
@@ -27,11 +28,16 @@ Update = dict[str, Any]
 
 
 def _query_image(state: InspectorState, ctx: AgentContext) -> Any:
+    return load_stored_image(
+        state.image_path or "", ctx.settings.max_image_pixels, ctx.settings.max_upload_mb
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def load_stored_image(path: str, max_pixels: int, max_upload_mb: int) -> Any:
+    """A stored upload, decoded once per turn (paths are content-addressed, so never stale)."""
     return load_image(
-        state.image_path or "",
-        name="the photo",
-        max_pixels=ctx.settings.max_image_pixels,
-        max_bytes=ctx.settings.max_upload_mb * 1024 * 1024,
+        path, name="the photo", max_pixels=max_pixels, max_bytes=max_upload_mb * 1024 * 1024
     )
 
 
@@ -128,19 +134,22 @@ def retrieve(state: InspectorState, runtime: Runtime[AgentContext]) -> Update:
 
 
 def pick_references(state: InspectorState, runtime: Runtime[AgentContext]) -> Update:
-    """The known-good references closest to the photo."""
+    """The references to compare with: the closest few, or all of them for the expert."""
     ctx = context_of(runtime)
-    k = ctx.references_per_query or 1
-    paths = ctx.kb.closest_references(_query_image(state, ctx), state.product_id, k=k)
+    if ctx.references_per_query:
+        paths = ctx.kb.closest_references(
+            _query_image(state, ctx), state.product_id, k=ctx.references_per_query
+        )
+        step = "Closest good reference: " + ", ".join(Path(p).name for p in paths)
+    else:
+        paths = ctx.kb.reference_set(state.product_id).paths
+        step = f"Comparing with all {len(paths)} good references of {state.product_id}"
     if not paths:
         return {
             "error": f"Product {state.product_id} has no reference images yet; an engineer must add known-good photos in the Knowledge tab.",
             "step": "",
         }
-    return {
-        "reference_paths": [str(p) for p in paths],
-        "step": "Closest good reference: " + ", ".join(Path(p).name for p in paths),
-    }
+    return {"reference_paths": [str(p) for p in paths], "step": step}
 
 
 def ground(state: InspectorState, runtime: Runtime[AgentContext]) -> Update:
@@ -176,7 +185,7 @@ def ground(state: InspectorState, runtime: Runtime[AgentContext]) -> Update:
     result = _validated(result, image.size, manifest.mm_per_pixel)
     overlay = ctx.settings.data_dir / "overlays" / f"{state.request_id}.png"
     overlay.parent.mkdir(parents=True, exist_ok=True)
-    render_overlay(image, result).save(overlay)
+    render_overlay(image, result).save(overlay, compress_level=1)  # fast: it is shown at once
     return {
         "result": result.to_dict(),
         "overlay_path": str(overlay),
