@@ -37,6 +37,7 @@ SYSTEM_PROMPT = (
     "for a normal part. bbox_2d holds integer pixel coordinates of the QUERY image as given "
     "to you (origin at the top-left corner, x to the right, y down)."
 )
+COMPACT_SYSTEM_PROMPT = "Find defects: <think>...</think><answer>JSON, query pixels</answer>."
 MMAD_SYSTEM_PROMPT = (
     "You are an industrial visual inspection assistant. You compare a query image of a part "
     "with a template image of a known-good part and answer a multiple-choice question. First "
@@ -99,29 +100,38 @@ def build_messages(
     min_pixels: int = DEFAULT_MIN_PIXELS,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     for_openai: bool = False,
+    compact: bool = False,
 ) -> PromptBundle:
     """The grounding prompt: labelled references, the query with its size, knowledge, question.
 
     HF/TRL style by default (``{"type": "image"}`` placeholders filled from ``images`` in
     order); ``for_openai=True`` embeds each image as a base64 PNG ``image_url`` part instead.
+    ``compact=True`` (tiny models trained on CPU) keeps the text to about 40 tokens: a one-line
+    system prompt, short image labels, the question only when it is not the default one.
     """
     resized = [resize_for_model(r, min_pixels, max_pixels)[0] for r in references]
     query_image, query_map = resize_for_model(query, min_pixels, max_pixels)
     parts: list[tuple[str, Image.Image | None]] = []
     for index, image in enumerate(resized, start=1):
-        parts += [(f"Reference image {index} (known good):", None), ("", image)]
+        label = f"Reference {index}:" if compact else f"Reference image {index} (known good):"
+        parts += [(label, None), ("", image)]
     if not resized:
         parts.append(("No reference image is available; judge the query on its own.", None))
     size = f"{query_image.width}x{query_image.height}"
-    parts += [(f"Query image ({size} pixels, width x height):", None), ("", query_image)]
-    closing = [
-        knowledge_block(knowledge),
-        f"Question: {sanitize(question).strip() or DEFAULT_QUESTION}",
-        f"Give boxes in pixels of the query image ({size}). Answer in the required format: "
-        "<think> reasoning </think> then <answer> JSON </answer>.",
-    ]
+    label = f"Query ({size}):" if compact else f"Query image ({size} pixels, width x height):"
+    parts += [(label, None), ("", query_image)]
+    question = sanitize(question).strip() or DEFAULT_QUESTION
+    closing = [knowledge_block(knowledge)]
+    if not (compact and question == DEFAULT_QUESTION):
+        closing.append(f"Question: {question}")
+    if not compact:
+        closing.append(
+            f"Give boxes in pixels of the query image ({size}). Answer in the required format: "
+            "<think> reasoning </think> then <answer> JSON </answer>."
+        )
     parts.append(("\n\n".join(c for c in closing if c), None))
-    return _bundle(SYSTEM_PROMPT, parts, [*resized, query_image], query_map, for_openai)
+    system = COMPACT_SYSTEM_PROMPT if compact else SYSTEM_PROMPT
+    return _bundle(system, parts, [*resized, query_image], query_map, for_openai)
 
 
 def build_mmad_messages(
