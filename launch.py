@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 from collections.abc import Sequence
 
@@ -65,8 +66,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise InspectorError("--serve-model needs --model-path (a checkpoint folder)")
         from inspector_agent.serving import start_vllm_server
 
-        with start_vllm_server(settings.model_path, api_key=settings.model_api_key) as server:
-            launch(settings.with_overrides(model_url=server.url + "/v1", grounder="vlm"), users)
+        # The child server is only for this app: without a configured key, a random one.
+        key = settings.model_api_key or secrets.token_urlsafe(24)
+        with start_vllm_server(settings.model_path, api_key=key) as server:
+            served = settings.with_overrides(
+                model_url=server.url + "/v1", model_api_key=key, grounder="vlm"
+            )
+            launch(served, users)
     except InspectorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
