@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch.nn.functional import pad
 from transformers import BatchFeature, ProcessorMixin
 from trl.data_utils import prepare_multimodal_messages
 
@@ -52,6 +53,22 @@ def encode_sft(processor: ProcessorMixin, rows: Sequence[dict[str, Any]]) -> Bat
     for i, length in enumerate(prompt_lengths):
         labels[i, :length] = -100
     batch["labels"] = labels
+    return batch
+
+
+def collate(encoded: Sequence[BatchFeature], pad_id: int) -> dict[str, torch.Tensor]:
+    """Single-row encodings (``encode_sft(processor, [row])``) joined into one right-padded batch."""
+    length = max(int(e["input_ids"].shape[1]) for e in encoded)
+    fill = {"input_ids": pad_id, "labels": -100}
+    batch = {}
+    for key in encoded[0]:
+        if key in ("pixel_values", "image_grid_thw"):  # flattened per image, not per sequence
+            batch[key] = torch.cat([e[key] for e in encoded])
+        else:
+            pads = [(0, length - int(e[key].shape[1])) for e in encoded]
+            batch[key] = torch.cat(
+                [pad(e[key], p, value=fill.get(key, 0)) for e, p in zip(encoded, pads, strict=True)]
+            )
     return batch
 
 

@@ -44,6 +44,7 @@ class TrainConfig:
         metadata={"help": "synthetic anomaly kinds: cell, stain, patch, scratch"},
     )
     normal_fraction: float = _f(0.5, "share of normal pairs (class balance)")
+    compact_prompt: bool = _f(False, "the prompt builder's compact mode (tiny CPU models)")
     curriculum: bool = _f(True, "order GRPO anomalies from large to small defects")
     # tiny model
     tiny_layers: int = _f(4, "text layers of the tiny model")

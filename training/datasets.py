@@ -80,9 +80,10 @@ def grounding_row(
     anomaly: bool | None = None,
     question: str = DEFAULT_QUESTION,
     knowledge: Sequence[str] = (),
+    compact: bool = False,
 ) -> dict[str, Any]:
     """One grounding row; ``boxes`` are in original query pixels and mapped to model space."""
-    bundle = build_messages(list(references), query, question, list(knowledge))
+    bundle = build_messages(list(references), query, question, list(knowledge), compact=compact)
     model_boxes = [bundle.query_map.to_model(b) for b in boxes]
     anomaly = bool(model_boxes) if anomaly is None else anomaly
     return {
@@ -135,6 +136,7 @@ def synthetic_pairs(
     normal_fraction: float = 0.5,
     seed: int = 0,
     goods: Sequence[PILImage.Image] = (),
+    compact: bool = False,
 ) -> list[dict[str, Any]]:
     """``count`` rows on good images (given, or generated), with exact masks; half normal by default."""
     rng = np.random.default_rng(seed)
@@ -146,9 +148,10 @@ def synthetic_pairs(
             kind = str(kinds[index % len(kinds)])
             query, mask = synthesize(reference, kind, rng)
             boxes = boxes_from_mask(mask)
-            rows.append(grounding_row([reference], query, boxes, [LABELS[kind]] * len(boxes)))
+            labels = [LABELS[kind]] * len(boxes)
+            rows.append(grounding_row([reference], query, boxes, labels, compact=compact))
         else:
-            rows.append(grounding_row([reference], query, [], [], anomaly=False))
+            rows.append(grounding_row([reference], query, [], [], anomaly=False, compact=compact))
     order = rng.permutation(len(rows))
     return [rows[i] for i in order]
 

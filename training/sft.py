@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, ProcessorMixin
 
-from training.batches import encode_sft, to_device
+from training.batches import collate, encode_sft, to_device
 
 
 def sft_warm_start(
@@ -25,8 +25,13 @@ def sft_warm_start(
     log: Callable[[dict[str, float]], None] | None = None,
     log_every: int = 10,
 ) -> float:
-    """Train ``steps`` batches of next-token loss on the answers; returns the last mean loss."""
+    """Train ``steps`` batches of next-token loss on the answers; returns the last mean loss.
+
+    Each row is encoded once (the image processor costs as much as a tiny model's step).
+    """
     rng = random.Random(seed)
+    encoded: dict[int, Any] = {}
+    pad_id = processor.tokenizer.pad_token_id or 0
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -36,9 +41,11 @@ def sft_warm_start(
     losses: list[float] = []
     start = time.monotonic()
     for step in range(1, steps + 1):
-        batch = to_device(
-            encode_sft(processor, rng.sample(list(rows), min(batch_size, len(rows)))), device
-        )
+        picked = rng.sample(range(len(rows)), min(batch_size, len(rows)))
+        for i in picked:
+            if i not in encoded:
+                encoded[i] = encode_sft(processor, [rows[i]])
+        batch = to_device(collate([encoded[i] for i in picked], pad_id), device)
         loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -51,7 +51,10 @@ class MetricsLog:
 def build_rows(config: TrainConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Training rows from the configured source, and held-out synthetic evaluation rows."""
     synthetic = dict(
-        size=config.image_size, kinds=config.kinds, normal_fraction=config.normal_fraction
+        size=config.image_size,
+        kinds=config.kinds,
+        normal_fraction=config.normal_fraction,
+        compact=config.compact_prompt,
     )
     eval_rows = synthetic_pairs(config.eval_count, seed=config.seed + 10_000, **synthetic)
     if config.data == "synthetic":
