@@ -117,24 +117,33 @@ class KnowledgeBase:
         live = {key for r in records.values() for key in r["doc_keys"]}
         if not live or not query.strip():
             return []
-        where = {"product_id": product_id} if product_id else None
+        vector = embed_texts([query])
+        # A product's best chunks are usually among the global best: a plain HNSW query is much
+        # faster than a metadata-filtered one on a large store; filter only when it falls short.
+        passages = self._passages(
+            vector, max(64, 8 * k) if product_id else k + 8, None, live, product_id
+        )
+        if product_id and len(passages) < k:
+            passages = self._passages(vector, k + 8, {"product_id": product_id}, live, product_id)
+        return passages[:k]
+
+    def _passages(
+        self, vector: np.ndarray, n: int, where: dict | None, live: set[str], product_id: str | None
+    ) -> list[Passage]:
         fetched = self.store.chunks.query(
-            query_embeddings=embed_texts([query]),
-            n_results=k + 8,
+            query_embeddings=vector,
+            n_results=n,
             where=where,
             include=["documents", "metadatas", "distances"],
         )
-        passages = [
+        rows = zip(
+            fetched["documents"][0], fetched["metadatas"][0], fetched["distances"][0], strict=True
+        )
+        return [
             Passage(text, m["product_id"], m["source"], m["section"], m.get("page"), 1.0 - d)
-            for text, m, d in zip(
-                fetched["documents"][0],
-                fetched["metadatas"][0],
-                fetched["distances"][0],
-                strict=True,
-            )
-            if m["doc_key"] in live
+            for text, m, d in rows
+            if m["doc_key"] in live and product_id in (None, m["product_id"])
         ]
-        return passages[:k]
 
     def _image_query(self, image: Image.Image, n: int, where: dict | None) -> dict[str, Any]:
         return self.store.images.query(
