@@ -39,6 +39,7 @@ class ExpertConfig:
     blocks: tuple[int, ...] = (4, 10)  # EfficientNet blocks whose outputs are concatenated
     alignment: str = "auto"  # auto | aligned | global
     radius: int = 2  # aligned search window, grid cells
+    normalize: bool = False  # aligned: subtract the references' mean map per position
     max_aligned: int = 5  # aligned: match against the references closest to the query
     aligned_min_fraction: float = 0.5  # auto: share of patches whose NN lies in the window
     max_bank: int = 6000  # global memory bank size after coreset subsampling
@@ -82,6 +83,7 @@ class MemoryBank:
     grids: torch.Tensor  # (K, C, H, W) of the unaugmented references at a common size
     bank: torch.Tensor  # (N, C) global bank
     calibration: ExpertCalibration
+    baseline: torch.Tensor | None = None  # aligned: mean reference map, subtracted per position
 
 
 def _content_hash(paths: list[Path], config: ExpertConfig) -> str:
@@ -128,13 +130,19 @@ class ExpertGrounder:
         file = self.cache_dir / f"{key}.pt"
         if file.is_file():
             data = torch.load(file, weights_only=True)
-            bank = MemoryBank(data["grids"], data["bank"], ExpertCalibration(**data["calibration"]))
+            cal = ExpertCalibration(**data["calibration"])
+            bank = MemoryBank(data["grids"], data["bank"], cal, data.get("baseline"))
         else:
             bank = self._build(paths)
             file.parent.mkdir(parents=True, exist_ok=True)
             tmp = file.with_suffix(".tmp")
             torch.save(
-                {"grids": bank.grids, "bank": bank.bank, "calibration": asdict(bank.calibration)},
+                {
+                    "grids": bank.grids,
+                    "bank": bank.bank,
+                    "calibration": asdict(bank.calibration),
+                    "baseline": bank.baseline,
+                },
                 tmp,
             )
             tmp.replace(file)
@@ -182,6 +190,11 @@ class ExpertGrounder:
                 f = self._features(images[i], scale)
                 raw = feat.knn_distance(f.flatten(1).T, bank[owners != i]).reshape(f.shape[1:])
             maps.append(self._smooth(raw))
+        baseline = None
+        if cfg.normalize and mode == "aligned" and len(maps) > 2:
+            total = np.sum(maps, axis=0)
+            baseline = torch.from_numpy(total / len(maps))
+            maps = [m - (total - m) / (len(maps) - 1) for m in maps]  # leave-one-out baselines
         if maps:
             scores = [self._image_score(m) for m in maps]
             pixels = np.concatenate([m.ravel() for m in maps])
@@ -197,7 +210,7 @@ class ExpertGrounder:
             aligned_fraction=float(fraction),
             config_key=cfg.key(),
         )
-        return MemoryBank(grids, bank, calibration)
+        return MemoryBank(grids, bank, calibration, baseline)
 
     # ---- scoring ------------------------------------------------------------------------
     def _smooth(self, raw: torch.Tensor) -> np.ndarray:
@@ -220,6 +233,8 @@ class ExpertGrounder:
             f = self._features(image, cal.scale, grid)
             refs = feat.nearest_grids(f, bank.grids, self.config.max_aligned)
             raw = feat.positional_distance(f, refs, self.config.radius)
+            if bank.baseline is not None:
+                return self._smooth(raw) - bank.baseline.numpy()
         else:
             f = self._features(image, cal.scale)
             pool = (
