@@ -132,3 +132,15 @@ def test_correction_rows_and_bad_lines(tmp_path: Path) -> None:
         correction_rows(path)
     with pytest.raises(DatasetError, match="cannot read corrections"):
         correction_rows(tmp_path / "none.jsonl")
+
+
+def test_compact_prompt_is_shorter_and_keeps_the_answer() -> None:
+    full = synthetic_pairs(2, normal_fraction=0.0, seed=5)
+    compact = synthetic_pairs(2, normal_fraction=0.0, seed=5, compact=True)
+    text = [
+        " ".join(p["text"] or "" for m in row["prompt"] for p in m["content"])
+        for row in (full[0], compact[0])
+    ]
+    assert len(text[1]) * 4 < len(text[0])
+    assert [r["solution"] for r in compact] == [r["solution"] for r in full]
+    assert [len(r["images"]) for r in compact] == [2, 2]
