@@ -52,6 +52,13 @@ def rss_mb() -> float:
     return float("nan")
 
 
+def sample_rss(timeline: list[float], until: float, every: float) -> None:
+    """Append the RSS every ``every`` seconds until ``until`` (to tell warm-up from a leak)."""
+    while time.monotonic() < until:
+        time.sleep(every)
+        timeline.append(round(rss_mb(), 1))
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:
@@ -124,10 +131,14 @@ def main() -> None:
     out = {"lock": threading.Lock(), "errors": [], "latencies": [], "busy": 0, "kinds": [0, 0]}
     until = time.monotonic() + args.seconds
     began = time.perf_counter()
+    timeline: list[float] = []
+    sampler = threading.Thread(target=sample_rss, args=(timeline, until, 10.0), daemon=True)
+    sampler.start()
     with ThreadPoolExecutor(args.users) as pool:
         for user in range(args.users):
             pool.submit(session, url, images, user, until, out)
     wall = time.perf_counter() - began
+    sampler.join()
     gc.collect()
     rss_end = rss_mb()
     latencies = sorted(out["latencies"])
@@ -147,6 +158,7 @@ def main() -> None:
         "records": agent.context.records.count(),
         "rss_start_mb": round(rss_start, 1),
         "rss_end_mb": round(rss_end, 1),
+        "rss_every_10s_mb": timeline,
     }
     demo.close()
     agent.context.kb.close()

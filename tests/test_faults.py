@@ -385,3 +385,20 @@ def test_killed_during_ingestion_then_restarted(tmp_path: Path) -> None:
     assert report["rows"] == ["req-0", "req-1", "req-2"] and report["again"] == 3
     assert after["refs"] == 6 and after["refs_exist"] and "Dents" in after["texts"]
     assert len(after["folders"]) == 1  # the half-built version was cleaned up
+
+
+def test_overload_answers_busy_and_clients_retry() -> None:
+    """Outcome: with a queue of one, extra requests get "queue full", the client says "busy,
+    retrying" and every request still succeeds; the server never crashes."""
+    bench = Path(TESTS).parent / "bench" / "bench_load.py"
+    run = subprocess.run(
+        [sys.executable, str(bench), "--users", "8", "--seconds", "8", "--queue-max", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads(run.stdout[run.stdout.index("{") :])
+    assert report["errors"] == 0 and report["requests"] >= 8
+    assert report["busy_retries"] > 0 and "busy, retrying" in run.stderr
+    assert report["records"] == report["inspections"] + 1  # the warm-up, then one per inspection
