@@ -15,10 +15,14 @@ import httpx
 
 
 class RawApp:
-    """An HTTP session on the app (optionally logged in) that can upload files and run events."""
+    """An HTTP session on the app (optionally logged in) that can upload files and run events.
+
+    Like a browser tab, every call of one instance shares one Gradio session.
+    """
 
     def __init__(self, url: str, login: tuple[str, str] | None = None) -> None:
         self.url = url.rstrip("/")
+        self.session = uuid.uuid4().hex
         self.http = httpx.Client(base_url=self.url, timeout=120, follow_redirects=True)
         if login:
             reply = self.http.post("/login", data={"username": login[0], "password": login[1]})
@@ -61,7 +65,7 @@ class RawApp:
 
     def call(self, fn_index: int, data: list[Any]) -> tuple[bool, Any]:
         """Run event ``fn_index`` with ``data``; returns (success, outputs or error message)."""
-        session = uuid.uuid4().hex
+        session = self.session
         joined = self.http.post(
             "/gradio_api/queue/join",
             json={"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None},
