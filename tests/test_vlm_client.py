@@ -10,12 +10,16 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
+from mvtec_helpers import textured, with_blob
+from PIL import Image
 from tiny_model_helpers import part_image, write_references
 
 from inspector_agent.grounding import GroundingRequest, ReferenceSet, make_grounder
 from inspector_agent.grounding.model_io import ModelGrounder
 from inspector_agent.grounding.vlm import VlmBackend, api_base
+from inspector_agent.schema import Verdict
 from inspector_agent.settings import Settings
 
 MODELS = json.dumps({"object": "list", "data": [{"id": "m", "object": "model"}]}).encode()
@@ -118,3 +122,26 @@ def test_no_server_configured_is_a_plain_message(
 def test_api_base_accepts_urls_with_or_without_v1() -> None:
     assert api_base("http://h:8000") == "http://h:8000/v1"
     assert api_base("http://h:8000/v1/") == "http://h:8000/v1"
+
+
+def test_fallback_uses_the_whole_reference_set(
+    fake: ThreadingHTTPServer, settings: Settings, tmp_path: Path
+) -> None:
+    """One closest reference cannot calibrate the expert: the fallback must use all of them."""
+    rng = np.random.default_rng(3)
+    ref_dir = tmp_path / "good"
+    ref_dir.mkdir()
+    paths = []
+    for i in range(4):
+        paths.append(ref_dir / f"{i}.png")
+        Image.fromarray(textured(rng)).save(paths[-1])
+    stained, _ = with_blob(textured(rng), rng)
+    request = GroundingRequest(
+        Image.fromarray(stained),
+        ReferenceSet("part", paths[:1]),
+        all_references=ReferenceSet("part", paths),
+    )
+    result, _ = ground(fake, settings, request, "error")
+    assert result.fell_back
+    assert result.threshold is not None and np.isfinite(result.threshold)
+    assert result.verdict == Verdict.DEFECTIVE

@@ -158,16 +158,18 @@ def ground(state: InspectorState, runtime: Runtime[AgentContext]) -> Update:
     name = getattr(ctx.grounder, "name", "configured")
     try:
         image = _query_image(state, ctx)
-        references = ctx.kb.reference_set(state.product_id)
+        product_references = ctx.kb.reference_set(state.product_id)
+        references = product_references
         if ctx.references_per_query:
             references = ReferenceSet(
-                references.product_id,
+                product_references.product_id,
                 [Path(p) for p in state.reference_paths],
-                references.calibration,
+                product_references.calibration,
             )
         request = GroundingRequest(
             query=image,
             references=references,
+            all_references=product_references,
             question=state.text,
             knowledge=[p["text"] for p in state.passages],
             query_name=Path(state.image_path or "").name,

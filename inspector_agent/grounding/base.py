@@ -46,6 +46,14 @@ class GroundingRequest:
     question: str = ""
     knowledge: list[str] = field(default_factory=list)
     query_name: str = ""
+    # The product's whole reference set when ``references`` holds only the closest few: an
+    # expert fallback needs all of them (one reference cannot calibrate a threshold).
+    all_references: ReferenceSet | None = None
+
+    @property
+    def expert_references(self) -> ReferenceSet:
+        """The references the expert grounder should compare with."""
+        return self.all_references or self.references
 
 
 class Grounder(Protocol):

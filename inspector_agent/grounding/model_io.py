@@ -209,7 +209,7 @@ class ModelGrounder:
         """The expert's answer, marked as a fallback with the reason in supervisor words."""
         if self._expert is None:
             self._expert = make_grounder("expert", self.settings)
-        result = self._expert.ground(request)
+        result = self._expert.ground(replace(request, references=request.expert_references))
         result.fell_back = True
         result.parse_status = status
         result.notes.insert(0, f"{reason} Answered with the expert grounder instead.")
