@@ -28,9 +28,12 @@ def safe_filename(name: str) -> str:
     if not isinstance(name, str) or "\x00" in name:
         raise UnsafePathError(f"file name {name!r} is not allowed (empty or contains NUL)")
     base = unicodedata.normalize("NFC", name).replace("\\", "/").split("/")[-1]
-    cleaned = "".join("_" if ch in _FORBIDDEN else ch for ch in base).strip().lstrip(".")
+    cleaned = "".join("_" if ch in _FORBIDDEN else ch for ch in base)
     while len(cleaned.encode("utf-8")) > MAX_NAME_BYTES:
         cleaned = cleaned[:-1]
+    # Leading dots and spaces (hidden files, ". ." tricks) and trailing spaces go, after the
+    # cut, so that cleaning a cleaned name changes nothing.
+    cleaned = cleaned.lstrip(". ").rstrip()
     if not cleaned.strip("._ "):
         raise UnsafePathError(f"file name {name!r} is not allowed (no usable characters)")
     return cleaned
