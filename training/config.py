@@ -44,6 +44,7 @@ class TrainConfig:
         metadata={"help": "synthetic anomaly kinds: cell, stain, patch, scratch"},
     )
     normal_fraction: float = _f(0.5, "share of normal pairs (class balance)")
+    good_jitter: float = _f(40.0, "synthetic good parts' base colour spread (small: one product)")
     compact_prompt: bool = _f(False, "the prompt builder's compact mode (tiny CPU models)")
     curriculum: bool = _f(True, "order GRPO anomalies from large to small defects")
     # tiny model

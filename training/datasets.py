@@ -137,12 +137,14 @@ def synthetic_pairs(
     seed: int = 0,
     goods: Sequence[PILImage.Image] = (),
     compact: bool = False,
+    jitter: float = 40.0,
 ) -> list[dict[str, Any]]:
-    """``count`` rows on good images (given, or generated), with exact masks; half normal by default."""
+    """``count`` rows on good images (given, or generated with base colour jitter ``jitter``),
+    with exact masks; half normal by default."""
     rng = np.random.default_rng(seed)
     rows = []
     for index in range(count):
-        reference = goods[index % len(goods)] if goods else good_image(size, rng)
+        reference = goods[index % len(goods)] if goods else good_image(size, rng, jitter)
         query = reference.copy()
         if index >= round(count * normal_fraction):
             kind = str(kinds[index % len(kinds)])

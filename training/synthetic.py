@@ -124,9 +124,13 @@ def synthesize(
     return SYNTHESIZERS[kind](image.convert("RGB"), rng)
 
 
-def good_image(size: int, rng: np.random.Generator) -> Image.Image:
-    """A defect-free textured part: a smooth grey or tinted gradient with mild Perlin texture."""
-    base = rng.uniform(90, 170, size=3)
+def good_image(size: int, rng: np.random.Generator, jitter: float = 40.0) -> Image.Image:
+    """A defect-free textured part: a smooth grey or tinted gradient with mild Perlin texture.
+
+    The base colour is 130 +- ``jitter`` per channel: a small jitter is one product line whose
+    good parts look alike, a large one a mix of products.
+    """
+    base = 130.0 + rng.uniform(-jitter, jitter, size=3)
     texture = perlin_noise(size, size, 4, rng)[..., None] * 12.0
     yy = np.linspace(-1, 1, size)[:, None, None] * rng.uniform(-10, 10)
     arr = base[None, None, :] + texture + yy

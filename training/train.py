@@ -55,6 +55,7 @@ def build_rows(config: TrainConfig) -> tuple[list[dict[str, Any]], list[dict[str
         kinds=config.kinds,
         normal_fraction=config.normal_fraction,
         compact=config.compact_prompt,
+        jitter=config.good_jitter,
     )
     eval_rows = synthetic_pairs(config.eval_count, seed=config.seed + 10_000, **synthetic)
     if config.data == "synthetic":
