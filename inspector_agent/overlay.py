@@ -65,8 +65,9 @@ def render_overlay(
         small = np.asarray(Image.fromarray(values, mode="F").resize(size, Image.BILINEAR))
         heat = heatmap_to_image(small, float(values.min()), float(values.max()))
         canvas = Image.blend(canvas, heat, 0.45)
-    if result.pred_mask is not None and np.asarray(result.pred_mask).any():
-        canvas = _tint_mask(canvas, result.pred_mask)
+    shown = result.verdict == Verdict.DEFECTIVE or result.disagreement
+    if shown and result.pred_mask is not None and np.asarray(result.pred_mask).any():
+        canvas = _tint_mask(canvas, result.pred_mask)  # an OK image's mask is only a candidate
     unit = max(size) / 400.0
     line = max(2, round(unit * 1.5))
     font = ImageFont.load_default(size=max(11, min(48, round(unit * 8))))

@@ -45,9 +45,10 @@ class ExpertConfig:
     max_bank: int = 6000  # global memory bank size after coreset subsampling
     top_k: float = 0.01  # image score: mean of the top 1% of the map
     sigma: float = 4.0  # Gaussian smoothing of the map, model pixels
-    mask_quantile: float = 0.999  # mask threshold: this quantile of reference maps
-    peak_fraction: float = 0.5  # each region is cut at this share from threshold to its peak
-    merge_fraction: float = 0.03  # close gaps below this share of the image diagonal
+    mask_quantile: float = 0.999  # calibrated pixel level: this quantile of reference maps
+    region_fraction: float = 0.5  # candidate regions: above this share from median to peak
+    peak_fraction: float = 0.7  # each region is cut at this share from median to its own peak
+    max_regions: int = 3  # keep the regions with the highest peaks
 
     def key(self) -> str:
         """A short stable digest of the configuration."""
@@ -252,14 +253,11 @@ class ExpertGrounder:
         cal = bank.calibration
         small = self.model_map(request.query, bank)
         score = self._image_score(small)
-        pixel_threshold = (
-            cal.pixel_threshold if np.isfinite(cal.pixel_threshold) else 0.5 * float(small.max())
-        )
         size = request.query.size
         amap = np.asarray(
             Image.fromarray(small).resize(size, Image.Resampling.BILINEAR), np.float32
         )
-        small_mask = Image.fromarray(self._mask(small, pixel_threshold))
+        small_mask = Image.fromarray(self._mask(small))
         mask = np.asarray(small_mask.resize(size, Image.Resampling.NEAREST), bool)
         verdict = Verdict.DEFECTIVE if score > cal.image_threshold else Verdict.OK
         defects = []
@@ -289,21 +287,26 @@ class ExpertGrounder:
             pred_mask=mask,
         )
 
-    def _mask(self, amap: np.ndarray, threshold: float) -> np.ndarray:
-        """Regions above ``threshold``, each cut at its half-maximum above the threshold,
-        then nearby parts merged and specks removed."""
+    def _mask(self, amap: np.ndarray) -> np.ndarray:
+        """The most anomalous regions of the map, whatever the verdict (scale-free).
+
+        The query's median is its normal level. Candidate regions lie above ``region_fraction``
+        of the way from that level to the global peak; the ``max_regions`` with the highest
+        peaks are kept, each cut at ``peak_fraction`` of the way to its own peak, so a box
+        follows the blob around each maximum rather than a fixed calibrated level (which
+        misses most real defects whose maps stay below the references' extreme quantile).
+        """
         eight = np.ones((3, 3), bool)
-        labels, n = ndimage.label(amap > threshold, structure=eight)
-        if n == 0:
-            return labels > 0
-        peaks = np.r_[np.inf, ndimage.maximum(amap, labels, np.arange(1, n + 1))]
-        level = threshold + self.config.peak_fraction * (peaks[labels] - threshold)
-        mask = (labels > 0) & (amap >= level)
-        gap = max(1, int(self.config.merge_fraction * float(np.hypot(*amap.shape))))
-        mask |= ndimage.binary_closing(mask, structure=np.ones((gap, gap), bool))
-        labels, n = ndimage.label(mask, structure=eight)
-        sizes = np.bincount(labels.ravel())
-        return mask & (sizes[labels] >= max(4, gap * gap // 4))
+        base, peak = float(np.median(amap)), float(amap.max())
+        if not peak > base:
+            return np.zeros(amap.shape, bool)
+        cfg = self.config
+        labels, n = ndimage.label(amap >= base + cfg.region_fraction * (peak - base), eight)
+        peaks = np.asarray(ndimage.maximum(amap, labels, np.arange(1, n + 1)), float)
+        keep = np.zeros(n + 1, bool)
+        keep[np.argsort(-peaks)[: cfg.max_regions] + 1] = True
+        own = np.r_[np.inf, peaks][labels]
+        return keep[labels] & (amap >= base + cfg.peak_fraction * (own - base))
 
 
 def _same_aspect(size: tuple[int, int], grid: tuple[int, ...]) -> bool:

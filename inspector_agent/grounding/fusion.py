@@ -30,9 +30,10 @@ def _where(box: Box) -> str:
 def fuse(model: InspectionResult, expert: InspectionResult) -> InspectionResult:
     """Model verdict and boxes, each box's mask cut from the expert mask, disagreements noted."""
     width, height = model.image_size
-    expert_mask = (
-        expert.pred_mask if expert.pred_mask is not None else np.zeros((height, width), bool)
-    )
+    flagged = expert.verdict == Verdict.DEFECTIVE and expert.pred_mask is not None
+    # the expert's mask marks its most anomalous regions even on normal images: use it only
+    # when the expert itself flags the image
+    expert_mask = expert.pred_mask if flagged else np.zeros((height, width), bool)
     amap = expert.anomaly_map
     notes: list[str] = []
     defects: list[Defect] = []
