@@ -63,7 +63,7 @@ def fill(kb: KnowledgeBase, start: int, stop: int, basis: np.ndarray) -> None:
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         keys = [f"p{i % 10}:d{(i // 10) % DOCS_PER_PRODUCT}" for i in ids]
         kb.store.chunks.add(
-            ids=[f"syn{i}" for i in ids],
+            ids=[f"{k}:{i}" for k, i in zip(keys, ids, strict=True)],  # <doc_key>:<n>
             embeddings=vectors.astype(np.float32),
             documents=[
                 f"synthetic passage {i} about surface defects and acceptance limits" for i in ids

@@ -177,3 +177,26 @@ def test_second_writing_process_gets_a_clear_error(kb: KnowledgeBase, tmp_path: 
     assert f"being written by another process (pid {os.getpid()})" in done.stderr
     assert "Traceback" not in done.stderr
     assert [p.id for p in kb.list_products()] == ["test-panel"]
+
+
+def test_product_search_reaches_past_a_crowd_of_closer_chunks(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    """Another product's 2500 chunks nearer the question than any of ours: ours are still found."""
+    from inspector_agent.kb.embeddings import embed_texts
+
+    kb.add_product(make_product(tmp_path / "src"))
+    question = "how long may a scratch be?"
+    near = np.repeat(embed_texts([question]), 2500, axis=0)
+    kb.store.chunks.add(
+        ids=[f"crowd:d0:{i}" for i in range(2500)],
+        embeddings=near,
+        documents=["crowd"] * 2500,
+        metadatas=[{"product_id": "crowd", "doc_key": "crowd:d0", "source": "c.md", "section": ""}]
+        * 2500,
+    )
+    ours = kb.search(question, product_id="test-panel", k=3)
+    assert len(ours) == 3 and {p.product_id for p in ours} == {"test-panel"}
+    assert any("longer than 3 mm" in p.text for p in ours)
+    # "crowd" has no live product record: its chunks are never returned, even unfiltered
+    assert [p.product_id for p in kb.search(question, k=3)] == ["test-panel"] * 3

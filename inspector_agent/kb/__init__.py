@@ -114,36 +114,47 @@ class KnowledgeBase:
         records = self._records()
         if product_id is not None and product_id not in records:
             raise UnknownProductError(f"unknown product {product_id!r}")
-        live = {key for r in records.values() for key in r["doc_keys"]}
-        if not live or not query.strip():
+        chosen = records.values() if product_id is None else [records[product_id]]
+        wanted = {key for r in chosen for key in r["doc_keys"]}
+        if not wanted or not query.strip():
             return []
         vector = embed_texts([query])
-        # A product's best chunks are usually among the global best: a plain HNSW query is much
-        # faster than a metadata-filtered one on a large store; filter only when it falls short.
-        passages = self._passages(
-            vector, max(64, 8 * k) if product_id else k + 8, None, live, product_id
-        )
-        if product_id and len(passages) < k:
-            passages = self._passages(vector, k + 8, {"product_id": product_id}, live, product_id)
-        return passages[:k]
-
-    def _passages(
-        self, vector: np.ndarray, n: int, where: dict | None, live: set[str], product_id: str | None
-    ) -> list[Passage]:
-        fetched = self.store.chunks.query(
-            query_embeddings=vector,
-            n_results=n,
-            where=where,
-            include=["documents", "metadatas", "distances"],
-        )
-        rows = zip(
-            fetched["documents"][0], fetched["metadatas"][0], fetched["distances"][0], strict=True
-        )
+        scope = sorted(records) if product_id is None else [product_id]
+        hits = self._closest_chunks(vector, wanted, {"product_id": {"$in": scope}}, k)
+        if not hits:
+            return []
+        got = self.store.chunks.get(ids=[i for i, _ in hits], include=["documents", "metadatas"])
+        rows = {
+            i: (text, m)
+            for i, text, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+        }
         return [
             Passage(text, m["product_id"], m["source"], m["section"], m.get("page"), 1.0 - d)
-            for text, m, d in rows
-            if m["doc_key"] in live and product_id in (None, m["product_id"])
+            for i, d in hits
+            if i in rows
+            for text, m in [rows[i]]
         ]
+
+    def _closest_chunks(
+        self, vector: np.ndarray, wanted: set[str], where: dict[str, Any], k: int
+    ) -> list[tuple[str, float]]:
+        """Ids and distances of the ``k`` nearest chunks whose document is in ``wanted``.
+
+        Chunk ids are ``<doc_key>:<n>``, so candidates are screened by id without reading their
+        metadata. A product's best chunks are nearly always among a few hundred global nearest
+        neighbours, which a plain HNSW query returns in milliseconds; Chroma's metadata-filtered
+        query (``where``) takes tens of milliseconds on a large store, so it is the last resort.
+        """
+        total = self.store.chunks.count()
+        for n, scope in ((k + 8, None), (256, None), (2048, None), (k + 8, where)):
+            fetched = self.store.chunks.query(
+                query_embeddings=vector, n_results=min(n, total), where=scope, include=["distances"]
+            )
+            pairs = zip(fetched["ids"][0], fetched["distances"][0], strict=True)
+            hits = [(i, d) for i, d in pairs if i.rsplit(":", 1)[0] in wanted]
+            if len(hits) >= k or n >= total:
+                break
+        return hits[:k]
 
     def _image_query(self, image: Image.Image, n: int, where: dict | None) -> dict[str, Any]:
         return self.store.images.query(
