@@ -14,7 +14,7 @@ from inspector_agent.grounding import GroundingError, GroundingRequest, Referenc
 from inspector_agent.grounding.expert import ExpertCalibration, ExpertConfig, ExpertGrounder
 from inspector_agent.schema import Verdict
 from inspector_agent.settings import Settings
-from tests.mvtec_helpers import make_mvtec
+from tests.mvtec_helpers import make_mvtec, textured
 
 SMALL = ExpertConfig(pixels=160 * 160, max_bank=800)
 
@@ -92,3 +92,40 @@ def test_no_references_is_a_clear_error(settings: Settings) -> None:
     grounder = ExpertGrounder(settings, SMALL)
     with pytest.raises(GroundingError, match="no reference images"):
         grounder.ground(GroundingRequest(Image.new("RGB", (32, 32)), ReferenceSet("p", [])))
+
+
+def _with_glare(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A bright highlight of random strength and shape in the top-left corner (varies on good
+    parts too, like the light on a tyre)."""
+    out = image.astype(float)
+    yy, xx = np.mgrid[: image.shape[0], : image.shape[1]]
+    cy, cx = rng.integers(14, 22, 2)
+    spot = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * rng.uniform(4, 9) ** 2))
+    out += rng.uniform(40, 120) * spot[..., None]
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def test_score_discounts_places_that_vary_on_good_parts(settings: Settings, tmp_path: Path) -> None:
+    """Per-position baseline: a strong glare where references have glare too stays well below
+    the threshold and far below a small blob elsewhere; without the baseline it comes closer."""
+    rng = np.random.default_rng(3)
+    paths = []
+    for i in range(6):
+        paths.append(tmp_path / f"ref{i}.png")
+        Image.fromarray(_with_glare(textured(rng), rng)).save(paths[-1])
+    refs = ReferenceSet("glare", paths)
+    glare = textured(rng).astype(float)
+    yy, xx = np.mgrid[:96, :96]
+    glare += 115 * np.exp(-((yy - 18) ** 2 + (xx - 18) ** 2) / (2 * 8.0**2))[..., None]
+    good = Image.fromarray(np.clip(glare, 0, 255).astype(np.uint8))
+    blob = textured(rng)
+    blob[60:66, 60:66] = (95, 95, 95)
+    bad = Image.fromarray(blob)
+    relative = {}  # score / calibrated threshold of (glare, blob), with and without the baseline
+    for flag in (True, False):
+        grounder = ExpertGrounder(settings, ExpertConfig(pixels=96 * 96, normalize_score=flag))
+        results = [grounder.ground(GroundingRequest(im, refs)) for im in (good, bad)]
+        assert [r.verdict for r in results] == [Verdict.OK, Verdict.DEFECTIVE]
+        relative[flag] = [r.pred_score / r.threshold for r in results]
+    assert relative[True][0] < relative[False][0]
+    assert relative[True][1] / relative[True][0] > 2 * relative[False][1] / relative[False][0]
