@@ -123,7 +123,7 @@ def test_score_discounts_places_that_vary_on_good_parts(settings: Settings, tmp_
     bad = Image.fromarray(blob)
     relative = {}  # score / calibrated threshold of (glare, blob), with and without the baseline
     for flag in (True, False):
-        grounder = ExpertGrounder(settings, ExpertConfig(pixels=96 * 96, normalize_score=flag))
+        grounder = ExpertGrounder(settings, ExpertConfig(pixels=96 * 96, relative_decisions=flag))
         results = [grounder.ground(GroundingRequest(im, refs)) for im in (good, bad)]
         assert [r.verdict for r in results] == [Verdict.OK, Verdict.DEFECTIVE]
         relative[flag] = [r.pred_score / r.threshold for r in results]

@@ -40,7 +40,7 @@ class ExpertConfig:
     alignment: str = "auto"  # auto | aligned | global
     radius: int = 2  # aligned search window, grid cells
     normalize: bool = False  # aligned: subtract the references' mean map per position
-    normalize_score: bool = True  # aligned: image score from the map minus that mean map
+    relative_decisions: bool = True  # aligned: score and mask from the map minus that mean map
     max_aligned: int = 5  # aligned: match against the references closest to the query
     aligned_min_fraction: float = 0.5  # auto: share of patches whose NN lies in the window
     max_bank: int = 6000  # global memory bank size after coreset subsampling
@@ -193,12 +193,12 @@ class ExpertGrounder:
                 raw = feat.knn_distance(f.flatten(1).T, bank[owners != i]).reshape(f.shape[1:])
             maps.append(self._smooth(raw))
         baseline, relative = None, maps
-        if (cfg.normalize or cfg.normalize_score) and mode == "aligned" and len(maps) > 2:
+        if (cfg.normalize or cfg.relative_decisions) and mode == "aligned" and len(maps) > 2:
             total = np.sum(maps, axis=0)
             baseline = torch.from_numpy(total / len(maps))
             relative = [m - (total - m) / (len(maps) - 1) for m in maps]  # leave-one-out
         if maps:
-            scores = [self._image_score(m) for m in (relative if cfg.normalize_score else maps)]
+            scores = [self._image_score(m) for m in (relative if cfg.relative_decisions else maps)]
             pixels = np.concatenate([m.ravel() for m in (relative if cfg.normalize else maps)])
             pixel_threshold = float(np.quantile(pixels, cfg.mask_quantile))
         else:  # one reference: no statistics; thresholds will be set from the query map
@@ -226,47 +226,47 @@ class ExpertGrounder:
         k = max(1, round(self.config.top_k * amap.size))
         return float(np.partition(amap.ravel(), amap.size - k)[-k:].mean())
 
-    def model_map(self, image: Image.Image, bank: MemoryBank) -> tuple[np.ndarray, float]:
-        """Anomaly map of one query at model resolution (float32) and its image score.
+    def model_map(self, image: Image.Image, bank: MemoryBank) -> tuple[np.ndarray, np.ndarray]:
+        """Anomaly map of one query at model resolution (float32), and the map decisions use.
 
-        With a per-position baseline (aligned parts), the score is taken from the map minus
-        the references' mean map, so places that vary on good parts too (a highlight that
-        moves from photo to photo) do not decide the verdict.
+        With a per-position baseline (aligned parts), the verdict score and the defect mask are
+        taken from the map minus the references' mean map, so places that vary on good parts
+        too (a highlight that moves from photo to photo) decide neither the verdict nor the box.
         """
         cfg = self.config
         cal = bank.calibration
         grid = tuple(bank.grids.shape[-2:])
-        same = cal.mode == "aligned" and _same_aspect(image.size, grid)
-        if same:
+        if cal.mode == "aligned" and _same_aspect(image.size, grid):
             f = self._features(image, cal.scale, grid)
             refs = feat.nearest_grids(f, bank.grids, cfg.max_aligned)
             amap = self._smooth(feat.positional_distance(f, refs, cfg.radius))
             if bank.baseline is None:
-                return amap, self._image_score(amap)
+                return amap, amap
             relative = amap - bank.baseline.numpy()
-            score = self._image_score(relative if cfg.normalize_score else amap)
-            return (relative if cfg.normalize else amap), score
+            return (relative if cfg.normalize else amap), (
+                relative if cfg.relative_decisions else amap
+            )
         f = self._features(image, cal.scale)
         pool = (
             bank.bank
             if bank.bank.shape[0]
             else bank.grids.flatten(2).permute(0, 2, 1).flatten(0, 1)
         )
-        raw = feat.knn_distance(f.flatten(1).T, pool).reshape(f.shape[1:])
-        amap = self._smooth(raw)
-        return amap, self._image_score(amap)
+        amap = self._smooth(feat.knn_distance(f.flatten(1).T, pool).reshape(f.shape[1:]))
+        return amap, amap
 
     def ground(self, request: GroundingRequest) -> InspectionResult:
         """Inspect the query against the product's references."""
         start = time.perf_counter()
         bank = self.memory_bank(list(request.references.paths))
         cal = bank.calibration
-        small, score = self.model_map(request.query, bank)
+        small, decisive = self.model_map(request.query, bank)
+        score = self._image_score(decisive)
         size = request.query.size
         amap = np.asarray(
             Image.fromarray(small).resize(size, Image.Resampling.BILINEAR), np.float32
         )
-        small_mask = Image.fromarray(self._mask(small))
+        small_mask = Image.fromarray(self._mask(decisive))
         mask = np.asarray(small_mask.resize(size, Image.Resampling.NEAREST), bool)
         verdict = Verdict.DEFECTIVE if score > cal.image_threshold else Verdict.OK
         defects = []
