@@ -183,3 +183,34 @@ def test_showcase_case_and_demo_photo(served, tmp_path: Path) -> None:
     assert shown == str(query)
     assert "/references/" in reference and Path(overlay).exists()
     assert "Verdict: DEFECTIVE" in answer
+
+
+def test_chat_turns_do_not_accumulate_components(served) -> None:
+    """Each chat turn's updates must not leave Gradio components behind in the session (they
+    did: a component built in a handler was rendered into the session's blocks, ~60 kB/turn)."""
+    import gc
+
+    import gradio as gr
+    from gradio_raw import RawApp
+
+    _, url, _ = served
+    raw = RawApp(url)
+    chat_fn = raw.fn_index("chat-input")
+
+    def components() -> int:
+        gc.collect()
+        return sum(isinstance(o, gr.components.Component) for o in gc.get_objects())
+
+    def turn() -> None:
+        message = {"text": "What about stains?", "files": []}
+        ok, out = raw.call(chat_fn, [message, [], "bracket", "", None, ""])
+        assert ok, out
+
+    try:
+        turn()  # the first turn may build what later ones reuse
+        before = components()
+        for _ in range(6):
+            turn()
+        assert components() - before < 3
+    finally:
+        raw.close()
