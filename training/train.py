@@ -1,7 +1,8 @@
 """Entry point: ``python -m training.train --config RECIPE [key=value ...]``.
 
 Stages: data, optional tiny model, SFT warm start, difficulty-aware GRPO, greedy evaluation.
-Writes ``sft/`` and ``grpo/`` checkpoints (loadable by ``AutoModelForImageTextToText`` and vLLM),
+Writes ``sft/`` and ``grpo/`` checkpoints (loadable by ``AutoModelForImageTextToText`` and vLLM,
+with the prompt style they were trained with in ``inspector_prompt.json`` for the grounders),
 ``metrics.jsonl``, ``rewards.png`` and ``eval.json`` under ``output_dir``.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 from inspector_agent.errors import InspectorError
+from inspector_agent.prompts import save_prompt_style
 from training.config import TrainConfig, load_config
 from training.datasets import (
     correction_rows,
@@ -128,6 +130,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
         )  # fmt: skip
         model.save_pretrained(out / "sft")
         processor.save_pretrained(out / "sft")
+        save_prompt_style(out / "sft", compact=config.compact_prompt)
         report["after_sft"] = evaluate_stage(
             model, processor, eval_rows, config.max_completion_length
         )
