@@ -94,7 +94,12 @@ def load_model(config: TrainConfig, out: Path) -> tuple[Any, Any, str]:
     if path == "tiny":
         from training.tiny_model import TinySpec, build_tiny_model
 
-        spec = TinySpec(layers=config.tiny_layers, hidden=config.tiny_hidden, seed=config.seed)
+        spec = TinySpec(
+            layers=config.tiny_layers,
+            hidden=config.tiny_hidden,
+            rope_theta=config.tiny_rope_theta,
+            seed=config.seed,
+        )
         path = str(build_tiny_model(out / "base", spec))
     dtype = torch.bfloat16 if config.bf16 else torch.float32
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
