@@ -6,15 +6,19 @@ Pixel budgets: ``DEFAULT_MIN_PIXELS`` is the processor's floor (56x56); the proc
 own cap is 28*28*1280 (``imaging.MODEL_MAX_PIXELS``), but prompts default to
 ``DEFAULT_MAX_PIXELS`` = 28*28*512 (at most 512 visual tokens per image) to keep
 several-image prompts short. The model's processor must allow at least these budgets.
+A checkpoint records the prompt style it was trained with in ``inspector_prompt.json``
+(:func:`save_prompt_style`), so serving builds the same prompt (:func:`compact_prompt_of`).
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -52,6 +56,7 @@ KNOWLEDGE_PREAMBLE = (
 _OPTION_LINE = re.compile(r"^\s*\(?([A-Z])[.:)]\s*(.*?)\s*$", re.M)
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 _TAG_CHARS = str.maketrans({"<": "‹", ">": "›"})
+PROMPT_STYLE_FILE = "inspector_prompt.json"  # next to a checkpoint's weights
 
 
 @dataclass
@@ -190,3 +195,31 @@ def _bundle(
     system_content: Any = system if for_openai else [{"type": "text", "text": system}]
     messages = [{"role": "system", "content": system_content}, {"role": "user", "content": content}]
     return PromptBundle(messages=messages, images=images, query_map=query_map, system=system)
+
+
+def save_prompt_style(checkpoint: str | Path, *, compact: bool) -> Path:
+    """Record next to a checkpoint's weights the prompt style it was trained with."""
+    path = Path(checkpoint) / PROMPT_STYLE_FILE
+    path.write_text(json.dumps({"compact": compact}) + "\n", "utf-8")
+    return path
+
+
+def compact_prompt_of(checkpoint: str | Path | None) -> bool:
+    """Whether the checkpoint directory was trained on the compact prompt.
+
+    False when it records no style (a hub id, a checkpoint from elsewhere: the full prompt);
+    a ``ValueError`` naming the file when its record is unreadable.
+    """
+    if not checkpoint:
+        return False
+    path = Path(checkpoint) / PROMPT_STYLE_FILE
+    try:
+        record = json.loads(path.read_text("utf-8"))
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read the prompt style ({exc})") from None
+    compact = record.get("compact") if isinstance(record, dict) else None
+    if not isinstance(compact, bool):
+        raise ValueError(f'{path}: expected {{"compact": true|false}}, got {record!r}')
+    return compact

@@ -32,7 +32,7 @@ class Settings:
     model_url: str | None = None  # OpenAI-compatible server of the multimodal model
     model_name: str | None = None  # None: ask the server
     model_api_key: str | None = None
-    model_path: str | None = None  # checkpoint for the local grounder
+    model_path: str | None = None  # checkpoint for the local grounder (or the one vLLM serves)
     model_timeout_s: float = 60.0
     model_retries: int = 2
     chat_model_url: str | None = None  # optional chat LLM that phrases answers

@@ -10,9 +10,12 @@ import pytest
 from inspector_agent.cli import main
 from inspector_agent.evaluation.localization import METRIC_NAMES, evaluate
 from inspector_agent.evaluation.mvtec import find_categories
+from inspector_agent.geometry import boxes_from_mask
 from inspector_agent.grounding import base
-from inspector_agent.grounding.base import GrounderKind
+from inspector_agent.grounding.base import GrounderKind, GroundingRequest
 from inspector_agent.grounding.expert import ExpertConfig, ExpertGrounder
+from inspector_agent.imaging import load_image
+from inspector_agent.schema import Defect, InspectionResult, Verdict
 from inspector_agent.settings import Settings
 from tests.mvtec_helpers import make_mvtec
 
@@ -77,3 +80,31 @@ def test_cli_writes_json(data_dir: Path, tmp_path: Path, capsys) -> None:
     report = json.loads(out.read_text())
     assert report["config"]["shots"] == 2 and list(report["categories"]) == ["widget"]
     assert main(["eval", "localization", str(tmp_path / "missing"), "--json", str(out)]) == 2
+
+
+class BoxOnly:
+    """A grounder that answers like the model grounders: boxes (here the true ones), no mask."""
+
+    name = "box-only"
+
+    def __init__(self, data_dir: Path) -> None:
+        (category,) = find_categories(data_dir)
+        self.boxes = {}  # query pixels -> true boxes (file names repeat across folders)
+        for sample in category.test:
+            image = load_image(sample.path)
+            mask = sample.load_mask(image.size)
+            self.boxes[image.tobytes()] = boxes_from_mask(mask) if sample.is_anomalous else []
+
+    def ground(self, request: GroundingRequest) -> InspectionResult:
+        boxes = self.boxes[request.query.tobytes()]
+        return InspectionResult(
+            verdict=Verdict.DEFECTIVE if boxes else Verdict.OK,
+            pred_score=float(bool(boxes)),
+            defects=[Defect("stain", b, 1.0) for b in boxes],
+        )
+
+
+def test_box_only_answers_are_scored_by_their_boxes(data_dir: Path) -> None:
+    widget = evaluate(data_dir, BoxOnly(data_dir), shots=1)["categories"]["widget"]
+    assert widget["box_miou"] == 1.0 and widget["box_acc_iou30"] == 1.0
+    assert widget["image_auroc"] == 1.0 and widget["f1"] == 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,13 @@ from inspector_agent.cli import main
 from inspector_agent.grounding import GroundingRequest, ReferenceSet, make_grounder
 from inspector_agent.grounding.local import make_local
 from inspector_agent.imaging import smart_resize
-from inspector_agent.prompts import DEFAULT_MAX_PIXELS
+from inspector_agent.prompts import (
+    COMPACT_SYSTEM_PROMPT,
+    DEFAULT_MAX_PIXELS,
+    SYSTEM_PROMPT,
+    PromptBundle,
+    save_prompt_style,
+)
 from inspector_agent.schema import ParseStatus, Verdict
 from inspector_agent.settings import Settings
 from training.tiny_model import build_tiny_model
@@ -105,3 +112,25 @@ def test_cli_inspect_with_local_model_reports_grounder_status_and_fallback(
     assert row["grounder"] == "expert" and row["fell_back"] is True
     assert row["parse_status"] == "invalid"
     assert "expert grounder instead" in row["notes"][0]
+
+
+@pytest.mark.parametrize("compact", [True, False, None])
+def test_checkpoint_gets_the_prompt_style_it_was_trained_with(
+    tiny: Path, references: ReferenceSet, settings: Settings, tmp_path: Path, compact: bool | None
+) -> None:
+    checkpoint = tmp_path / "checkpoint"
+    shutil.copytree(tiny, checkpoint)
+    if compact is not None:  # None: no inspector_prompt.json, a checkpoint from elsewhere
+        save_prompt_style(checkpoint, compact=compact)
+    grounder = make_local(
+        Settings(data_dir=settings.data_dir, model_path=str(checkpoint)), max_new_tokens=4
+    )
+    seen: list[PromptBundle] = []
+    backend = grounder.backend
+    generate = backend.generate
+    backend.generate = lambda prompts, *args: seen.extend(prompts) or generate(prompts, *args)  # type: ignore[method-assign]
+    grounder.ground(GroundingRequest(part_image(3), references))
+    [bundle] = seen
+    assert bundle.system == (COMPACT_SYSTEM_PROMPT if compact else SYSTEM_PROMPT)
+    texts = [p["text"] for p in bundle.messages[1]["content"] if p["type"] == "text"]
+    assert texts[0] == ("Reference 1:" if compact else "Reference image 1 (known good):")

@@ -36,6 +36,17 @@ def test_config_is_qwen2_5_vl_with_consistent_token_ids(tiny_dir: Path) -> None:
     assert tokenizer.eos_token == "<|im_end|>"
 
 
+def test_image_columns_are_apart_for_attention(tiny_dir: Path) -> None:
+    """M-RoPE gives columns the lowest rotary frequencies: each must still turn a query-key
+    pair by a visible angle from one column of the token grid to the next."""
+    model = AutoModelForImageTextToText.from_pretrained(tiny_dir)
+    rotary = model.model.language_model.rotary_emb
+    t, h, w = rotary.mrope_section
+    assert t + h + w == len(rotary.inv_freq)
+    columns, rows = rotary.inv_freq[t + h :], rotary.inv_freq[t : t + h]
+    assert float(columns.max()) > 0.2 and float(rows.max()) > 0.5  # radians per grid step
+
+
 def test_answer_format_round_trips_and_tokenizes_compactly(tiny_dir: Path) -> None:
     tokenizer = AutoProcessor.from_pretrained(tiny_dir).tokenizer
     text = (

@@ -47,8 +47,13 @@ def test_synthetic_pairs_are_balanced_and_labelled() -> None:
         answer = parse_answer(row["solution"])
         assert answer.anomaly == row["anomaly"]
         assert [d.box.to_list() for d in answer.defects] == row["boxes"]
+        reference, query = (np.array(im, dtype=float) for im in row["images"])
         for x1, y1, x2, y2 in row["boxes"]:  # cells align to the 28-pixel token grid
             assert all(v % 28 == 0 for v in (x1, y1, x2, y2))
+            inside = (slice(int(y1), int(y2)), slice(int(x1), int(x2)))
+            assert query[inside].max() < 70 < reference[inside].min()  # a dark stain
+            query[inside] = reference[inside]
+        assert np.array_equal(query, reference)  # the stain is the only difference
     with pytest.raises(ValueError, match="unknown synthetic anomaly"):
         synthetic_pairs(2, kinds=["lava"])
 

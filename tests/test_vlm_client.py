@@ -19,10 +19,23 @@ from tiny_model_helpers import part_image, write_references
 from inspector_agent.grounding import GroundingRequest, ReferenceSet, make_grounder
 from inspector_agent.grounding.model_io import ModelGrounder
 from inspector_agent.grounding.vlm import VlmBackend, api_base
+from inspector_agent.prompts import COMPACT_SYSTEM_PROMPT, SYSTEM_PROMPT, save_prompt_style
 from inspector_agent.schema import Verdict
 from inspector_agent.settings import Settings
 
 MODELS = json.dumps({"object": "list", "data": [{"id": "m", "object": "model"}]}).encode()
+NORMAL_ANSWER = '<think>same</think><answer>{"anomaly": false, "defects": []}</answer>'
+NORMAL_COMPLETION = json.dumps(
+    {
+        "id": "c", "object": "chat.completion", "created": 0, "model": "m",
+        "choices": [
+            {
+                "index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": NORMAL_ANSWER},
+            }
+        ],
+    }
+).encode()  # fmt: skip
 
 
 class Misbehaving(BaseHTTPRequestHandler):
@@ -39,13 +52,16 @@ class Misbehaving(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self) -> None:
-        self._send(200, MODELS)
+        self._send(200, getattr(self.server, "models", MODELS))
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
+        body = self.rfile.read(int(self.headers["Content-Length"]))
         self.server.hits += 1  # type: ignore[attr-defined]
         mode = self.server.mode  # type: ignore[attr-defined]
-        if mode == "garbage":
+        if mode == "normal":  # keeps the request, answers "normal part"
+            self.server.bodies.append(json.loads(body))  # type: ignore[attr-defined]
+            self._send(200, NORMAL_COMPLETION)
+        elif mode == "garbage":
             self._send(200, b"<html>proxy error</html>", "text/html")
         elif mode == "malformed":
             self._send(200, b'{"id": "x", "choices": "nope"}')
@@ -145,3 +161,37 @@ def test_fallback_uses_the_whole_reference_set(
     assert result.fell_back
     assert result.threshold is not None and np.isfinite(result.threshold)
     assert result.verdict == Verdict.DEFECTIVE
+
+
+@pytest.mark.parametrize(
+    ("served", "configured", "compact"),
+    [
+        ("checkpoint", None, True),  # vLLM names the model after the checkpoint's path
+        ("m", "checkpoint", True),  # a renamed model: the checkpoint set as model_path
+        ("m", None, False),  # nothing says how it was trained: the full prompt
+    ],
+)
+def test_served_checkpoint_gets_the_prompt_style_it_was_trained_with(
+    fake: ThreadingHTTPServer,
+    settings: Settings,
+    request_: GroundingRequest,
+    tmp_path: Path,
+    served: str,
+    configured: str | None,
+    compact: bool,
+) -> None:
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    save_prompt_style(checkpoint, compact=True)
+    name = str(checkpoint) if served == "checkpoint" else served
+    fake.models = json.dumps({"object": "list", "data": [{"id": name, "object": "model"}]}).encode()  # type: ignore[attr-defined]
+    fake.mode, fake.bodies = "normal", []  # type: ignore[attr-defined]
+    settings = settings.with_overrides(
+        model_url=f"http://127.0.0.1:{fake.server_port}",
+        model_path=str(checkpoint) if configured else None,
+    )
+    result = make_grounder("vlm", settings).ground(request_)
+    assert (result.fell_back, result.verdict) == (False, Verdict.OK)
+    [body] = fake.bodies  # type: ignore[attr-defined]
+    [system] = body["messages"][0]["content"]
+    assert system["text"] == (COMPACT_SYSTEM_PROMPT if compact else SYSTEM_PROMPT)

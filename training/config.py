@@ -50,6 +50,9 @@ class TrainConfig:
     # tiny model
     tiny_layers: int = _f(4, "text layers of the tiny model")
     tiny_hidden: int = _f(128, "text hidden size of the tiny model")
+    tiny_rope_theta: float = _f(
+        10.0, "rotary base of the tiny model (small: image rows/columns apart)"
+    )
     # SFT warm start
     sft_steps: int = _f(0, "SFT warm-start steps on the answer format (0 skips)")
     sft_lr: float = _f(1e-3, "SFT learning rate")

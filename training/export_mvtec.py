@@ -15,16 +15,23 @@ from training.synthetic import KINDS, LABELS, good_image, synthesize
 
 
 def export_mvtec(
-    out: Path, category: str, count: int, size: int, kinds: list[str], seed: int, shots: int = 4
+    out: Path,
+    category: str,
+    count: int,
+    size: int,
+    kinds: list[str],
+    seed: int,
+    shots: int = 4,
+    jitter: float = 40.0,
 ) -> Path:
     """``shots`` references in ``train/good``; ``count`` test images, half good, half with masks."""
     rng = np.random.default_rng(seed)
     root = out / category
     (root / "train" / "good").mkdir(parents=True, exist_ok=True)
     for i in range(shots):
-        good_image(size, rng).save(root / "train" / "good" / f"{i:03d}.png")
+        good_image(size, rng, jitter).save(root / "train" / "good" / f"{i:03d}.png")
     for i in range(count):
-        image = good_image(size, rng)
+        image = good_image(size, rng, jitter)
         if i % 2 == 0:
             folder = root / "test" / "good"
             folder.mkdir(parents=True, exist_ok=True)
@@ -53,12 +60,17 @@ def main(argv: list[str] | None = None) -> int:
         "--kinds", default="cell", help=f"comma-separated kinds ({', '.join(KINDS)})"
     )
     parser.add_argument("--seed", type=int, default=7, help="random seed")
+    parser.add_argument(
+        "--jitter", type=float, default=40.0, help="base colour spread (tiny-cpu recipe: 10)"
+    )
     args = parser.parse_args(argv)
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
         parser.error(f"unknown kinds {unknown} (known: {', '.join(KINDS)})")
-    root = export_mvtec(args.out, args.category, args.count, args.size, kinds, args.seed)
+    root = export_mvtec(
+        args.out, args.category, args.count, args.size, kinds, args.seed, jitter=args.jitter
+    )
     print(f"wrote {root}")
     return 0
 

@@ -10,6 +10,7 @@ from datasets import Dataset
 from transformers import PreTrainedModel, ProcessorMixin, TrainerCallback
 from trl import GRPOConfig
 
+from inspector_agent.prompts import save_prompt_style
 from training.config import TrainConfig
 from training.rewards import get_rewards
 from training.trainer import DifficultyAwareGRPOTrainer
@@ -102,7 +103,8 @@ def run_grpo(
     out_dir: Path,
     log: Callable[[dict[str, Any]], None],
 ) -> PreTrainedModel:
-    """Train, save a standalone checkpoint (LoRA merged) with its processor, return the model."""
+    """Train, save a standalone checkpoint (LoRA merged) with its processor and prompt style,
+    return the model."""
     trainer = make_trainer(config, model, processor, dataset, out_dir, log)
     trainer.train()
     trained = trainer.model
@@ -110,4 +112,5 @@ def run_grpo(
         trained = trained.merge_and_unload()
     trained.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
+    save_prompt_style(out_dir, compact=config.compact_prompt)
     return trained

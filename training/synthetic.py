@@ -97,14 +97,15 @@ def scratch(image: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, 
 def cell(
     image: Image.Image, rng: np.random.Generator, grid: int = 28
 ) -> tuple[Image.Image, np.ndarray]:
-    """A stain filling one or two adjacent ``grid``-pixel cells: defects aligned to image tokens."""
+    """A dark stain filling one or two adjacent ``grid``-pixel cells: defects aligned to image
+    tokens, always dark (a tiny model detects one kind of contrast long before every colour)."""
     rows, cols = image.height // grid, image.width // grid
     r, c = int(rng.integers(rows)), int(rng.integers(cols))
     r2 = min(rows - 1, r + 1) if rng.random() < 0.3 else r
     c2 = min(cols - 1, c + 1) if rng.random() < 0.3 else c
     mask = np.zeros((image.height, image.width), dtype=bool)
     mask[r * grid : (r2 + 1) * grid, c * grid : (c2 + 1) * grid] = True
-    return _blend(image, mask, _contrast_colour(image, mask), rng.uniform(0.8, 0.95)), mask
+    return _blend(image, mask, np.full(3, rng.uniform(10.0, 40.0)), rng.uniform(0.8, 0.95)), mask
 
 
 SYNTHESIZERS: dict[str, Callable[..., tuple[Image.Image, np.ndarray]]] = {

@@ -82,6 +82,7 @@ class TinySpec:
     min_pixels: int = 56 * 56
     max_pixels: int = DEFAULT_MAX_PIXELS  # the prompt builder's budget (prompts.py contract)
     max_positions: int = 4096
+    rope_theta: float = 10.0  # sized to short sequences and a few-token image grid (see below)
     seed: int = 0
 
 
@@ -135,7 +136,15 @@ def chat_template() -> str:
 
 
 def build_config(spec: TinySpec, tokenizer: Qwen2Tokenizer) -> Qwen2_5_VLConfig:
-    """A Qwen2.5-VL config with tiny dimensions and the tokenizer's special token ids."""
+    """A Qwen2.5-VL config with tiny dimensions and the tokenizer's special token ids.
+
+    M-RoPE gives an image token's row and column the middle and the lowest rotary frequencies
+    (``mrope_section``). With Qwen's base of 1e6 and a head_dim of 32 the column frequencies are
+    2e-6 to 2e-4 rad per position: the 4 columns of a 112 px image's 4x4 token grid look the
+    same to attention and the model cannot say where a token is. A base of 10 gives rows 0.27
+    to 0.56 and columns 0.12 to 0.24 rad per step; text positions stay distinct over hundreds
+    of tokens through the higher frequencies.
+    """
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     head_dim = spec.hidden // spec.heads
     unit = head_dim // 16  # Qwen's [16, 24, 24] for head_dim 128: sums to head_dim / 2
@@ -152,7 +161,7 @@ def build_config(spec: TinySpec, tokenizer: Qwen2Tokenizer) -> Qwen2_5_VLConfig:
             "max_window_layers": spec.layers,
             "rope_parameters": {
                 "rope_type": "default",
-                "rope_theta": 1_000_000.0,
+                "rope_theta": spec.rope_theta,
                 "mrope_section": [unit * 2, unit * 3, unit * 3],
             },
             "bos_token_id": ids["<|endoftext|>"],
@@ -218,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(
             f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name)
         )
+    parser.add_argument("--rope-theta", type=float, default=defaults.rope_theta)
     parser.add_argument("--min-pixels", type=int, default=defaults.min_pixels)
     parser.add_argument("--max-pixels", type=int, default=defaults.max_pixels)
     args = vars(parser.parse_args(argv))

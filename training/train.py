@@ -1,7 +1,8 @@
 """Entry point: ``python -m training.train --config RECIPE [key=value ...]``.
 
 Stages: data, optional tiny model, SFT warm start, difficulty-aware GRPO, greedy evaluation.
-Writes ``sft/`` and ``grpo/`` checkpoints (loadable by ``AutoModelForImageTextToText`` and vLLM),
+Writes ``sft/`` and ``grpo/`` checkpoints (loadable by ``AutoModelForImageTextToText`` and vLLM,
+with the prompt style they were trained with in ``inspector_prompt.json`` for the grounders),
 ``metrics.jsonl``, ``rewards.png`` and ``eval.json`` under ``output_dir``.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 from inspector_agent.errors import InspectorError
+from inspector_agent.prompts import save_prompt_style
 from training.config import TrainConfig, load_config
 from training.datasets import (
     correction_rows,
@@ -92,7 +94,12 @@ def load_model(config: TrainConfig, out: Path) -> tuple[Any, Any, str]:
     if path == "tiny":
         from training.tiny_model import TinySpec, build_tiny_model
 
-        spec = TinySpec(layers=config.tiny_layers, hidden=config.tiny_hidden, seed=config.seed)
+        spec = TinySpec(
+            layers=config.tiny_layers,
+            hidden=config.tiny_hidden,
+            rope_theta=config.tiny_rope_theta,
+            seed=config.seed,
+        )
         path = str(build_tiny_model(out / "base", spec))
     dtype = torch.bfloat16 if config.bf16 else torch.float32
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
@@ -128,6 +135,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
         )  # fmt: skip
         model.save_pretrained(out / "sft")
         processor.save_pretrained(out / "sft")
+        save_prompt_style(out / "sft", compact=config.compact_prompt)
         report["after_sft"] = evaluate_stage(
             model, processor, eval_rows, config.max_completion_length
         )

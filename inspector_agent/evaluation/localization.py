@@ -12,8 +12,10 @@ from tqdm import tqdm
 
 from inspector_agent.evaluation import metrics
 from inspector_agent.evaluation.mvtec import Category, find_categories
+from inspector_agent.geometry import box_to_mask
 from inspector_agent.grounding.base import Grounder, GroundingRequest, ReferenceSet
 from inspector_agent.imaging import load_image
+from inspector_agent.schema import InspectionResult
 
 METRIC_NAMES = (
     "image_auroc",
@@ -37,6 +39,16 @@ class CategoryRun:
     examples: list[dict[str, Any]] = field(default_factory=list)
 
 
+def predicted_mask(result: InspectionResult, shape: tuple[int, ...]) -> np.ndarray:
+    """The result's predicted mask; a box-only answer (the model grounders) as its boxes filled."""
+    if result.pred_mask is not None:
+        return result.pred_mask
+    mask = np.zeros(shape, bool)
+    for defect in result.defects:
+        mask |= box_to_mask(defect.box, shape[0], shape[1])
+    return mask
+
+
 def evaluate_category(
     category: Category, grounder: Grounder, shots: int, seed: int, keep_examples: int = 0
 ) -> CategoryRun:
@@ -58,7 +70,7 @@ def evaluate_category(
         amap = (
             result.anomaly_map if result.anomaly_map is not None else np.zeros(gt.shape, np.float32)
         )
-        pmask = result.pred_mask if result.pred_mask is not None else np.zeros(gt.shape, bool)
+        pmask = predicted_mask(result, gt.shape)
         labels.append(sample.is_anomalous)
         scores.append(result.pred_score)
         verdicts.append(result.pred_label)

@@ -2,7 +2,8 @@
 
 ``transformers`` ``AutoModelForImageTextToText`` + ``AutoProcessor`` on the CPU or a GPU,
 greedy decoding. Loaded models are cached per path. The checkpoint must be an
-image-text-to-text model (checked on ``config.model_type``, never on the path's name).
+image-text-to-text model (checked on ``config.model_type``, never on the path's name). Prompts
+take the style the checkpoint was trained with (its ``inspector_prompt.json``, full by default).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_
 
 from inspector_agent.grounding.base import GroundingError, register_grounder
 from inspector_agent.grounding.model_io import ModelGrounder, Progress, model_pixels
-from inspector_agent.prompts import PromptBundle
+from inspector_agent.prompts import PromptBundle, compact_prompt_of
 from inspector_agent.settings import Settings
 
 MAX_NEW_TOKENS = 512
@@ -42,6 +43,10 @@ class LocalBackend:
         self.processor, self.network = _load(path)
         size = getattr(self.processor.image_processor, "size", None) or {}
         self.max_pixels = model_pixels(size.get("longest_edge"))
+        try:
+            self.compact = compact_prompt_of(path)
+        except ValueError as exc:
+            raise GroundingError(f"The model at {path} cannot be used: {exc}") from None
         self._lock = threading.Lock()  # one generate() at a time per loaded model
 
     def _one(self, bundle: PromptBundle) -> str:

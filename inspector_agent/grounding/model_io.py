@@ -1,7 +1,7 @@
 """What the ``vlm`` and ``local`` grounders share: prompt in, parsed answer out, expert fallback.
 
 A backend only turns built prompts into text; :class:`ModelGrounder` builds the prompts with
-the shared builder, reads the answers with the shared parser, maps boxes back to original
+the shared builder (in the style the checkpoint was trained with: full or compact), reads the answers with the shared parser, maps boxes back to original
 pixels, and answers with the expert grounder (saying why) when the model cannot.
 """
 
@@ -42,6 +42,7 @@ class TextBackend(Protocol):
     model: str
     for_openai: bool
     max_pixels: int
+    compact: bool  # the checkpoint was trained on the builder's compact prompt
 
     def generate(
         self, prompts: Sequence[PromptBundle], concurrency: int = 1, on_done: Progress | None = None
@@ -59,7 +60,9 @@ class Answered:
     bundle: PromptBundle
 
 
-def build_prompt(request: GroundingRequest, for_openai: bool, max_pixels: int) -> PromptBundle:
+def build_prompt(
+    request: GroundingRequest, for_openai: bool, max_pixels: int, compact: bool = False
+) -> PromptBundle:
     """The shared prompt for one request (references loaded safely from disk, then cached)."""
     references = []
     for path in request.references.paths:
@@ -73,6 +76,7 @@ def build_prompt(request: GroundingRequest, for_openai: bool, max_pixels: int) -
         request.question or DEFAULT_QUESTION,
         request.knowledge,
         max_pixels=max_pixels,
+        compact=compact,
     )
     return with_data_urls(bundle) if for_openai else bundle
 
@@ -166,9 +170,12 @@ class ModelGrounder:
         start = time.perf_counter()
         try:
             backend = self.backend
+            compact = backend.compact  # a served model may have to be asked which it is
         except GroundingError as exc:
             return [self._fallback(r, str(exc), ParseStatus.EMPTY) for r in requests]
-        bundles = [build_prompt(r, backend.for_openai, backend.max_pixels) for r in requests]
+        bundles = [
+            build_prompt(r, backend.for_openai, backend.max_pixels, compact) for r in requests
+        ]
         outputs = backend.generate(bundles, concurrency, on_done)
         elapsed = (time.perf_counter() - start) * 1000.0 / max(1, len(requests))
         results = []

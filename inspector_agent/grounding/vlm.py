@@ -3,7 +3,10 @@
 Images travel as base64 PNG data URLs only. Sampling is explicit (greedy), every request has
 a timeout and a bounded number of retries, batches run concurrently under a semaphore, and
 any failure becomes a supervisor-readable message (never the server's address or key) after
-which the inspection is answered by the expert grounder.
+which the inspection is answered by the expert grounder. Prompts take the style the served
+checkpoint was trained with (its ``inspector_prompt.json``), read from the checkpoint directory:
+``checkpoint`` when given (``INSPECTOR_MODEL_PATH``), else the served model's name when it is a
+local directory (vLLM names a model after the path it was started with).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import openai
 
 from inspector_agent.grounding.base import GroundingError, register_grounder
 from inspector_agent.grounding.model_io import ModelGrounder, Progress
-from inspector_agent.prompts import DEFAULT_MAX_PIXELS, PromptBundle
+from inspector_agent.prompts import DEFAULT_MAX_PIXELS, PromptBundle, compact_prompt_of
 from inspector_agent.settings import Settings
 
 T = TypeVar("T")
@@ -77,6 +80,7 @@ class VlmBackend:
         max_tokens: int = MAX_TOKENS,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         extra_body: dict[str, Any] | None = None,
+        checkpoint: str | None = None,
     ) -> None:
         self.timeout_s = timeout_s
         self.max_tokens = max_tokens
@@ -85,6 +89,8 @@ class VlmBackend:
         self._loop = _EventLoop()
         self.client = self._loop.run(self._client(url, api_key, timeout_s, retries))
         self._model = model
+        self._checkpoint = checkpoint
+        self._compact: bool | None = None
 
     @staticmethod
     async def _client(url: str, key: str | None, timeout_s: float, retries: int) -> Any:
@@ -99,6 +105,16 @@ class VlmBackend:
         if self._model is None:
             self._model = self._loop.run(self._discover())
         return self._model
+
+    @property
+    def compact(self) -> bool:
+        """Whether the served checkpoint was trained on the compact prompt (asked once)."""
+        if self._compact is None:
+            try:
+                self._compact = compact_prompt_of(self._checkpoint or self.model)
+            except ValueError as exc:
+                raise GroundingError(f"The served model cannot be used: {exc}") from None
+        return self._compact
 
     async def _discover(self) -> str:
         try:
@@ -198,6 +214,7 @@ def vlm_backend(settings: Settings, **options: Any) -> VlmBackend:
         settings.model_name,
         timeout_s=settings.model_timeout_s,
         retries=settings.model_retries,
+        checkpoint=settings.model_path,
         **options,
     )
 
