@@ -145,14 +145,17 @@ class KnowledgeBase:
         neighbours, which a plain HNSW query returns in milliseconds; Chroma's metadata-filtered
         query (``where``) takes tens of milliseconds on a large store, so it is the last resort.
         """
-        total = self.store.chunks.count()
         for n, scope in ((k + 8, None), (256, None), (2048, None), (k + 8, where)):
             fetched = self.store.chunks.query(
-                query_embeddings=vector, n_results=min(n, total), where=scope, include=["distances"]
+                query_embeddings=vector, n_results=n, where=scope, include=["distances"]
             )
-            pairs = zip(fetched["ids"][0], fetched["distances"][0], strict=True)
-            hits = [(i, d) for i, d in pairs if i.rsplit(":", 1)[0] in wanted]
-            if len(hits) >= k or n >= total:
+            ids = fetched["ids"][0]
+            hits = [
+                (i, d)
+                for i, d in zip(ids, fetched["distances"][0], strict=True)
+                if i.rsplit(":", 1)[0] in wanted
+            ]
+            if len(hits) >= k or len(ids) < n:  # enough, or the whole store was seen
                 break
         return hits[:k]
 
