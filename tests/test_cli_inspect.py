@@ -9,17 +9,9 @@ import pytest
 from PIL import Image
 
 from inspector_agent.cli import main
-from inspector_agent.grounding import base
-from inspector_agent.grounding.base import GrounderKind
-from inspector_agent.grounding.expert import ExpertConfig, ExpertGrounder
 from tests.mvtec_helpers import make_mvtec
 
-
-@pytest.fixture(autouse=True)
-def small_expert(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The registry's expert grounder with a small input size, so the CLI tests stay fast."""
-    small = ExpertConfig(pixels=160 * 160, max_bank=800)
-    monkeypatch.setitem(base._REGISTRY, GrounderKind.EXPERT, lambda s: ExpertGrounder(s, small))
+pytestmark = pytest.mark.usefixtures("small_expert")
 
 
 @pytest.fixture(scope="module")

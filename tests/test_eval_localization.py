@@ -11,20 +11,14 @@ from inspector_agent.cli import main
 from inspector_agent.evaluation.localization import METRIC_NAMES, evaluate
 from inspector_agent.evaluation.mvtec import find_categories
 from inspector_agent.geometry import boxes_from_mask
-from inspector_agent.grounding import base
-from inspector_agent.grounding.base import GrounderKind, GroundingRequest
+from inspector_agent.grounding.base import GroundingRequest
 from inspector_agent.grounding.expert import ExpertConfig, ExpertGrounder
 from inspector_agent.imaging import load_image
 from inspector_agent.schema import Defect, InspectionResult, Verdict
 from inspector_agent.settings import Settings
 from tests.mvtec_helpers import make_mvtec
 
-
-@pytest.fixture(autouse=True)
-def small_expert(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The registry's expert grounder with a small input size, so the CLI tests stay fast."""
-    small = ExpertConfig(pixels=160 * 160, max_bank=800)
-    monkeypatch.setitem(base._REGISTRY, GrounderKind.EXPERT, lambda s: ExpertGrounder(s, small))
+pytestmark = pytest.mark.usefixtures("small_expert")
 
 
 @pytest.fixture(scope="module")
