@@ -35,6 +35,7 @@ from gradio_raw import RawApp
 from test_agent_fixtures import make_product, write_query
 
 from inspector_agent.records import RecordStore
+from inspector_agent.serving import free_port
 from inspector_agent.settings import Settings
 
 QUESTIONS = [  # "Is this part ..." are inspections with a photo; the others spec questions
@@ -59,13 +60,6 @@ def sample_rss(pid: int, timeline: list[float], until: float, every: float) -> N
     while time.monotonic() < until:
         time.sleep(every)
         timeline.append(round(rss_mb(pid), 1))
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ask(client: Client, raw: RawApp, chat_fn: int, image: Path, question: str, tag: str) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -66,3 +69,27 @@ def write_query(root: Path, name: str, stain: bool) -> Path:
     path = root / name
     part_image(100 + len(name), stain=stain).save(path)
     return path
+
+
+@contextmanager
+def served_app(root: Path, **overrides: Any) -> Iterator[tuple[Any, str]]:
+    """The app with the ``bracket`` product on a free 127.0.0.1 port, no login; closed on exit.
+
+    Yields the agent and the app's URL; ``overrides`` are extra ``Settings`` fields.
+    """
+    from inspector_agent.serving import free_port
+    from inspector_agent.settings import Settings
+    from inspector_agent.ui.app import create_agent, launch
+    from inspector_agent.ui.auth import Users
+
+    settings = Settings(data_dir=root / "data", port=free_port(), **overrides)
+    agent = create_agent(settings, ingest_demo=False)
+    try:
+        agent.context.kb.add_product(make_product(root / "src"))
+        demo, url = launch(settings, Users({}), agent, block=False)
+        try:
+            yield agent, url
+        finally:
+            demo.close()
+    finally:
+        agent.context.kb.close()

@@ -3,39 +3,25 @@
 from __future__ import annotations
 
 import json
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
-from test_agent_fixtures import make_product, write_query
+from test_agent_fixtures import make_product, served_app, write_query
 
-from inspector_agent.settings import Settings
-from inspector_agent.ui.app import create_agent, launch
 from inspector_agent.ui.auth import AuthError, Users, load_users
 from inspector_agent.ui.inspect import parse_defects, run_turn
 from inspector_agent.ui.knowledge import stage_folder
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory):
     """The app with one small product, on a free port; closed at the end."""
     root = tmp_path_factory.mktemp("app")
-    settings = Settings(data_dir=root / "data", port=free_port(), max_upload_mb=2)
-    agent = create_agent(settings, ingest_demo=False)
-    agent.context.kb.add_product(make_product(root / "src"))
-    demo, url = launch(settings, Users({}), agent, block=False)
-    yield agent, url, root
-    demo.close()
-    agent.context.kb.close()
+    with served_app(root, max_upload_mb=2) as (agent, url):
+        yield agent, url, root
 
 
 def test_inspect_endpoint(served) -> None:

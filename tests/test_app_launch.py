@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from gradio_client import Client
-from test_app_client import free_port
 
+from inspector_agent.serving import free_port
 from inspector_agent.settings import Settings
 from inspector_agent.ui.app import create_agent, launch
 from inspector_agent.ui.auth import load_users

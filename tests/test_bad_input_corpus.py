@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,14 +15,12 @@ from badfiles import IMAGE_CASES, SPEC_CASES, TRAVERSAL_NAMES, BadFile, build_co
 from gradio_client import Client, handle_file
 from gradio_raw import RawApp
 from PIL import Image
-from test_agent_fixtures import make_product, part_image, write_query
+from test_agent_fixtures import make_product, part_image, served_app, write_query
 
 from inspector_agent.cli import main
 from inspector_agent.errors import InspectorError
 from inspector_agent.kb import KnowledgeBase
 from inspector_agent.settings import Settings
-from inspector_agent.ui.app import create_agent, launch
-from inspector_agent.ui.auth import Users
 
 BAD_IMAGES = [c for c in IMAGE_CASES if c not in ("cmyk", "16-bit", "palette", "animated-gif")]
 ODD_IMAGES = ["cmyk", "16-bit", "palette", "animated-gif", "unicode-name"]
@@ -44,12 +41,6 @@ SPEC_EXPECTED = {
     "injected-spec": "addresses the assistant",
     "text-as-png": "notes.png",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def one_clear_line(message: str) -> None:
@@ -150,13 +141,8 @@ def test_real_console_process_prints_one_line(corpus: dict[str, BadFile], refere
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("app")
-    settings = Settings(data_dir=root / "data", port=free_port())
-    agent = create_agent(settings, ingest_demo=False)
-    agent.context.kb.add_product(make_product(root / "src"))
-    demo, url = launch(settings, Users({}), agent, block=False)
-    yield agent, url, root
-    demo.close()
-    agent.context.kb.close()
+    with served_app(root) as (agent, url):
+        yield agent, url, root
 
 
 @pytest.mark.parametrize("case", IMAGE_CASES)

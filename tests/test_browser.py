@@ -6,12 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_agent_fixtures import make_product, write_query
-from test_app_client import free_port
-
-from inspector_agent.settings import Settings
-from inspector_agent.ui.app import create_agent, launch
-from inspector_agent.ui.auth import Users
+from test_agent_fixtures import served_app, write_query
 
 pytestmark = [
     pytest.mark.browser,
@@ -33,13 +28,8 @@ OUT = Path(__file__).resolve().parents[1] / "test-output" / "browser"
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("browser")
-    settings = Settings(data_dir=root / "data", port=free_port())
-    agent = create_agent(settings, ingest_demo=False)
-    agent.context.kb.add_product(make_product(root / "src"))
-    demo, url = launch(settings, Users({}), agent, block=False)
-    yield url, root
-    demo.close()
-    agent.context.kb.close()
+    with served_app(root) as (_agent, url):
+        yield url, root
 
 
 @pytest.fixture

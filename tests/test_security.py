@@ -4,7 +4,6 @@ text that cannot change a verdict."""
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from test_agent_fixtures import SPEC, make_product, write_query
 from inspector_agent.agent.context import build_context
 from inspector_agent.agent.service import InspectorAgent
 from inspector_agent.safepaths import UnsafePathError, confined_path, safe_filename
+from inspector_agent.serving import free_port
 from inspector_agent.settings import Settings
 from inspector_agent.ui.app import create_agent, launch
 from inspector_agent.ui.auth import Users
@@ -25,12 +25,6 @@ from inspector_agent.ui.auth import Users
 PIECES = st.sampled_from(["..", ".", "/", "\\", "\x00", "~", "C:", "é", "e\u0301", "𝔸", " ", "a"])
 HOSTILE = st.one_of(st.text(max_size=80), st.lists(PIECES, max_size=12).map("".join))
 USERS = Users({"eve": ("pw-e", "engineer"), "sam": ("pw-s", "supervisor")})
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @hyp_settings(max_examples=400, deadline=None)
