@@ -73,6 +73,12 @@ def test_cli_writes_json(data_dir: Path, tmp_path: Path, capsys) -> None:
     assert code == 0
     report = json.loads(out.read_text())
     assert report["config"]["shots"] == 2 and list(report["categories"]) == ["widget"]
+    assert "defect_types" not in report  # the documented shape unless asked for more
+    assert main(["eval", "localization", str(data_dir), "--by-defect", "--json", str(out)]) == 0
+    kinds = json.loads(out.read_text())["defect_types"]["widget"]
+    assert set(kinds) == {"good", "blob"} and kinds["blob"]["images"] == 2
+    assert kinds["blob"]["defect_pixel_share"] == 1.0
+    assert "widget/blob" in capsys.readouterr().err
     assert main(["eval", "localization", str(tmp_path / "missing"), "--json", str(out)]) == 2
 
 

@@ -72,3 +72,32 @@ def test_f1() -> None:
     assert metrics.f1_score(np.array([1, 1, 0, 0]), np.array([1, 0, 1, 0])) == 0.5
     assert metrics.f1_score(np.array([1, 0]), np.array([0, 0])) == 0.0
     assert metrics.f1_score(np.array([1, 0]), np.array([1, 0])) == 1.0
+
+
+def test_defect_type_breakdown_hand_computed() -> None:
+    """Two good images, two 'dent' images, one 'scratch' image on 4x4 maps."""
+    from inspector_agent.evaluation.breakdown import defect_type_metrics
+
+    empty = np.zeros((4, 4), bool)
+    dent = empty.copy()
+    dent[0, 0] = True  # one defect pixel, found by the map and the predicted mask
+    scratch = empty.copy()
+    scratch[2:4, :] = True  # eight defect pixels, the map is flat: not found
+    found = np.where(dent, 1.0, 0.0)
+    types = ["good", "good", "dent", "dent", "scratch"]
+    scores = [0.1, 0.5, 0.4, 0.9, 0.2]
+    verdicts = [False, True, False, True, False]
+    gts = [empty, empty, dent, dent, scratch]
+    maps = [np.zeros((4, 4)), np.zeros((4, 4)), found, found, np.zeros((4, 4))]
+    preds = [empty, empty, dent, empty, empty]
+    out = defect_type_metrics(types, scores, verdicts, gts, maps, preds)
+    assert out["good"] == {"images": 2, "false_alarm_rate": 0.5}
+    # dent scores 0.4, 0.9 against good 0.1, 0.5: pairs won 1 + 0 + 1 + 1 = 3 of 4
+    assert out["dent"]["image_auroc"] == 0.75
+    assert out["dent"]["pixel_auroc"] == 1.0
+    assert out["dent"]["box_acc_iou30"] == 0.5 and out["dent"]["recall"] == 0.5
+    assert out["dent"]["defect_pixel_share"] == pytest.approx(2 / 10)
+    assert out["scratch"]["image_auroc"] == 0.5  # 0.2 beats 0.1, loses to 0.5
+    assert out["scratch"]["pixel_auroc"] == 0.5  # a flat map ranks nothing
+    assert out["scratch"]["box_miou"] == 0.0 and out["scratch"]["recall"] == 0.0
+    assert out["scratch"]["defect_pixel_share"] == pytest.approx(8 / 10)

@@ -28,6 +28,11 @@ def register(subparsers: Any) -> None:
     loc.add_argument("--seed", type=int, default=0, help="seed of the reference sampling")
     loc.add_argument("--json", dest="json_out", required=True, metavar="OUT.json")
     loc.add_argument("--plots", metavar="DIR", help="write ROC curves and example overlays here")
+    loc.add_argument(
+        "--by-defect",
+        action="store_true",
+        help="also report metrics per defect type (test/<defect> folder) under 'defect_types'",
+    )
     loc.add_argument("--grounder", default="expert", help="expert | vlm | local | fusion")
     loc.add_argument("--model", metavar="PATH", help="checkpoint for local (and fusion)")
     loc.add_argument("--model-url", metavar="URL", help="model server for vlm (and fusion)")
@@ -65,7 +70,13 @@ def run_localization(args: argparse.Namespace, settings: Settings) -> int:
     grounder = make_grounder(args.grounder, settings)
     try:
         report = evaluate(
-            data_dir, grounder, names, args.shots, args.seed, args.plots and Path(args.plots)
+            data_dir,
+            grounder,
+            names,
+            args.shots,
+            args.seed,
+            args.plots and Path(args.plots),
+            args.by_defect,
         )
     except FileNotFoundError as exc:
         raise EvalInputError(str(exc)) from None
@@ -78,4 +89,27 @@ def run_localization(args: argparse.Namespace, settings: Settings) -> int:
     for name, values in rows.items():
         cells = "".join(f"{values[m]:15.3f}" for m in metrics)
         print(name[:15].ljust(16) + cells, file=sys.stderr)
+    if args.by_defect:
+        _print_defect_types(report["defect_types"])
     return 0
+
+
+def _print_defect_types(breakdown: dict[str, dict[str, dict[str, float]]]) -> None:
+    columns = ("images", "image_auroc", "pixel_auroc", "box_acc_iou30", "recall")
+    print(
+        "\n" + "category/defect".ljust(34) + "".join(c.rjust(15) for c in columns),
+        end="",
+        file=sys.stderr,
+    )
+    print("defect px share".rjust(17), file=sys.stderr)
+    for category, kinds in breakdown.items():
+        for kind, values in kinds.items():
+            if kind == "good":
+                rate = values["false_alarm_rate"]
+                line = f"{values['images']:15d}" + f"false alarms {rate:.3f}".rjust(60)
+            else:
+                line = f"{values['images']:15d}" + "".join(
+                    f"{values[c]:15.3f}" for c in columns[1:]
+                )
+                line += f"{values['defect_pixel_share']:17.3f}"
+            print(f"{category}/{kind}"[:33].ljust(34) + line, file=sys.stderr)

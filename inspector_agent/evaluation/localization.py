@@ -11,6 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from inspector_agent.evaluation import metrics
+from inspector_agent.evaluation.breakdown import defect_type_metrics
 from inspector_agent.evaluation.mvtec import Category, find_categories
 from inspector_agent.geometry import box_to_mask
 from inspector_agent.grounding.base import Grounder, GroundingRequest, ReferenceSet
@@ -37,6 +38,7 @@ class CategoryRun:
     labels: np.ndarray
     scores: np.ndarray
     examples: list[dict[str, Any]] = field(default_factory=list)
+    defect_types: dict[str, dict[str, float]] | None = None
 
 
 def predicted_mask(result: InspectionResult, shape: tuple[int, ...]) -> np.ndarray:
@@ -50,9 +52,15 @@ def predicted_mask(result: InspectionResult, shape: tuple[int, ...]) -> np.ndarr
 
 
 def evaluate_category(
-    category: Category, grounder: Grounder, shots: int, seed: int, keep_examples: int = 0
+    category: Category,
+    grounder: Grounder,
+    shots: int,
+    seed: int,
+    keep_examples: int = 0,
+    by_defect: bool = False,
 ) -> CategoryRun:
-    """Inspect every test image of ``category`` with ``shots`` references and score the results."""
+    """Inspect every test image of ``category`` with ``shots`` references and score the results
+    (``by_defect``: also per defect type, see :mod:`inspector_agent.evaluation.breakdown`)."""
     refs = ReferenceSet(category.name, category.references(shots, seed))
     if hasattr(grounder, "memory_bank"):  # build the bank first: latency is per query, cached
         grounder.memory_bank(refs.paths)
@@ -91,7 +99,11 @@ def evaluate_category(
         "f1": metrics.f1_score(y, np.array(verdicts, bool)),
         "latency_ms_median": float(np.median(latencies)),
     }
-    return CategoryRun(category.name, {k: values[k] for k in METRIC_NAMES}, y, s, examples)
+    run = CategoryRun(category.name, {k: values[k] for k in METRIC_NAMES}, y, s, examples)
+    if by_defect:
+        types = [sample.defect for sample in category.test]
+        run.defect_types = defect_type_metrics(types, s, verdicts, gt_masks, maps, pred_masks)
+    return run
 
 
 def overall(runs: list[CategoryRun]) -> dict[str, float]:
@@ -110,12 +122,13 @@ def evaluate(
     shots: int = 4,
     seed: int = 0,
     plots_dir: Path | None = None,
+    by_defect: bool = False,
 ) -> dict[str, Any]:
-    """The JSON report ``{"categories": {...}, "overall": {...}, "config": {...}}``."""
+    """The JSON report ``{"categories": {...}, "overall": {...}, "config": {...}}``, plus
+    ``"defect_types": {category: {type: {...}}}`` when ``by_defect`` is set."""
     found = find_categories(Path(data_dir), categories)
     runs = [
-        evaluate_category(c, grounder, shots, seed, keep_examples=4 if plots_dir else 0)
-        for c in found
+        evaluate_category(c, grounder, shots, seed, 4 if plots_dir else 0, by_defect) for c in found
     ]
     if plots_dir is not None:
         from inspector_agent.evaluation.plots import save_plots
@@ -137,8 +150,11 @@ def evaluate(
 
         if is_dataclass(grounder.config):
             config["grounder_config"] = asdict(grounder.config)
-    return {
+    report = {
         "categories": {r.name: r.metrics for r in runs},
         "overall": overall(runs),
         "config": config,
     }
+    if by_defect:
+        report["defect_types"] = {r.name: r.defect_types for r in runs}
+    return report
