@@ -142,12 +142,14 @@ class KnowledgeBase:
 
         Chunk ids are ``<doc_key>:<n>``, so candidates are screened by id without reading their
         metadata. A product's best chunks are nearly always among a few hundred global nearest
-        neighbours, which a plain HNSW query returns in milliseconds; Chroma's metadata-filtered
-        query (``where``) takes tens of milliseconds on a large store, so it is the last resort.
+        neighbours, which a plain HNSW query returns in milliseconds. When they are not (a
+        product buried under a larger one's closer chunks), the product's own chunks are read
+        and ranked exactly: Chroma's filtered HNSW query can come back short when the graph
+        around the query is crowded, and a missing spec clause is worse than a slower answer.
         """
-        for n, scope in ((k + 8, None), (256, None), (2048, None), (k + 8, where)):
+        for n in (k + 8, 256, 2048):
             fetched = self.store.chunks.query(
-                query_embeddings=vector, n_results=n, where=scope, include=["distances"]
+                query_embeddings=vector, n_results=n, include=["distances"]
             )
             ids = fetched["ids"][0]
             hits = [
@@ -155,9 +157,26 @@ class KnowledgeBase:
                 for i, d in zip(ids, fetched["distances"][0], strict=True)
                 if i.rsplit(":", 1)[0] in wanted
             ]
-            if len(hits) >= k or len(ids) < n:  # enough, or the whole store was seen
+            if len(hits) >= k:
+                return hits[:k]
+            if len(ids) < n:  # a small store, or HNSW came back short (it does on duplicates)
                 break
-        return hits[:k]
+        return self._exact_closest(vector, wanted, where, k)
+
+    def _exact_closest(
+        self, vector: np.ndarray, wanted: set[str], where: dict[str, Any], k: int
+    ) -> list[tuple[str, float]]:
+        """Cosine distances of ``vector`` to every chunk matching ``where``: the ``k`` nearest."""
+        got = self.store.chunks.get(where=where, include=["embeddings"])
+        keep = [n for n, i in enumerate(got["ids"]) if i.rsplit(":", 1)[0] in wanted]
+        if not keep:
+            return []
+        rows = np.asarray(got["embeddings"], np.float32)[keep]
+        rows /= np.linalg.norm(rows, axis=1, keepdims=True).clip(1e-12)
+        query = np.asarray(vector, np.float32).ravel()
+        distances = 1.0 - rows @ (query / max(float(np.linalg.norm(query)), 1e-12))
+        order = np.argsort(distances, kind="stable")[:k]
+        return [(got["ids"][keep[n]], float(distances[n])) for n in order]
 
     def _image_query(self, image: Image.Image, n: int, where: dict | None) -> dict[str, Any]:
         return self.store.images.query(
