@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +131,32 @@ def test_score_discounts_places_that_vary_on_good_parts(settings: Settings, tmp_
         relative[flag] = [r.pred_score / r.threshold for r in results]
     assert relative[True][0] < relative[False][0]
     assert relative[True][1] / relative[True][0] > 2 * relative[False][1] / relative[False][0]
+
+
+def test_coarse_pass_decides_and_fine_pass_outlines(settings: Settings, category: Path) -> None:
+    """The verdict and score are the one-pass grounder's; the heatmap is the finer pass's."""
+    one_pass = ExpertGrounder(settings, replace(SMALL, detail_area=1.0))
+    two_pass = ExpertGrounder(settings, SMALL)
+    assert SMALL.detail_area == 2.0
+    refs = _refs(category)
+    for path in sorted((category / "test/blob").iterdir()):
+        truth = np.asarray(Image.open(category / "ground_truth/blob" / f"{path.stem}_mask.png")) > 0
+        a = one_pass.ground(GroundingRequest(Image.open(path), refs))
+        b = two_pass.ground(GroundingRequest(Image.open(path), refs))
+        assert b.pred_score == pytest.approx(a.pred_score) and b.verdict == a.verdict
+        assert b.anomaly_map.shape == a.anomaly_map.shape
+        assert not np.allclose(a.anomaly_map, b.anomaly_map)
+        assert truth.flat[int(np.argmax(b.anomaly_map))]  # the finer map peaks on the blob
+
+
+def test_reference_rewritten_in_place_is_read_again(
+    settings: Settings, category: Path, tmp_path: Path
+) -> None:
+    paths = [tmp_path / p.name for p in _refs(category).paths]
+    for src, dst in zip(_refs(category).paths, paths, strict=True):
+        dst.write_bytes(src.read_bytes())
+    first = ExpertGrounder(settings, SMALL).memory_bank(paths)
+    Image.fromarray(textured(np.random.default_rng(9))).save(paths[0])
+    os.utime(paths[0], ns=(1, 1))  # a new mtime even on coarse file-system clocks
+    second = ExpertGrounder(settings, SMALL).memory_bank(paths)
+    assert second.calibration.reference_scores != first.calibration.reference_scores

@@ -4,7 +4,9 @@ PatchCore / AnomalyDINO on EfficientNet-Lite0 features. Aligned products (refere
 patches find their nearest neighbour at the same place) are matched position by position;
 unaligned ones against a global memory bank augmented with flips and coreset-subsampled.
 The image threshold and the mask threshold come from leave-one-out scores of the references
-against each other, never from defect labels. Banks and calibration are cached on disk.
+against each other, never from defect labels. The verdict comes from this map; the heatmap,
+mask and boxes from a second pass at twice the pixels, which outlines small defects more tightly.
+Banks and calibration are cached on disk.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +53,7 @@ class ExpertConfig:
     region_fraction: float = 0.5  # candidate regions: above this share from median to peak
     peak_fraction: float = 0.7  # each region is cut at this share from median to its own peak
     max_regions: int = 3  # keep the regions with the highest peaks
+    detail_area: float = 2.0  # heatmap, mask and boxes from a pass at this multiple of `pixels`
 
     def key(self) -> str:
         """A short stable digest of the configuration."""
@@ -88,10 +92,16 @@ class MemoryBank:
     baseline: torch.Tensor | None = None  # aligned: mean reference map, subtracted per position
 
 
+@lru_cache(maxsize=4096)
+def _file_digest(path: str, mtime_ns: int, size: int) -> bytes:
+    return hashlib.sha256(Path(path).read_bytes()).digest()
+
+
 def _content_hash(paths: list[Path], config: ExpertConfig) -> str:
     digest = hashlib.sha256(config.key().encode())
     for path in sorted(paths, key=str):
-        digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+        stat = Path(path).stat()  # a file rewritten in place gets a new mtime: hashed again
+        digest.update(_file_digest(str(path), stat.st_mtime_ns, stat.st_size))
     return digest.hexdigest()[:24]
 
 
@@ -100,13 +110,26 @@ class ExpertGrounder:
 
     name = "expert"
 
-    def __init__(self, settings: Settings, config: ExpertConfig | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        config: ExpertConfig | None = None,
+        extractor: feat.FeatureExtractor | None = None,
+    ) -> None:
         self.settings = settings
         self.config = config or ExpertConfig()
         self.cache_dir = settings.cache_dir / "expert"
         torch.set_num_threads(max(1, int(settings.torch_threads)))
-        self.extractor = feat.FeatureExtractor(self.config.blocks)
+        self.extractor = extractor or feat.FeatureExtractor(self.config.blocks)
         self._banks: dict[str, MemoryBank] = {}
+        self._detail: ExpertGrounder | None = None  # the finer localisation pass
+        if self.config.detail_area != 1.0:
+            fine = replace(
+                self.config,
+                pixels=round(self.config.pixels * self.config.detail_area),
+                detail_area=1.0,
+            )
+            self._detail = ExpertGrounder(settings, fine, self.extractor)
 
     # ---- features -------------------------------------------------------------------------
     def _features(self, image: Image.Image, scale: float, grid: tuple[int, int] | None = None):
@@ -123,12 +146,14 @@ class ExpertGrounder:
 
     # ---- memory bank and calibration ------------------------------------------------------
     def memory_bank(self, paths: list[Path]) -> MemoryBank:
-        """The (cached) memory bank and calibration of a reference set."""
+        """The (cached) memory bank and calibration of a reference set (and of the finer pass)."""
         if not paths:
             raise GroundingError("no reference images: add good images of this product first")
         key = _content_hash(paths, self.config)
         if key in self._banks:
             return self._banks[key]
+        if self._detail is not None:
+            self._detail.memory_bank(paths)
         file = self.cache_dir / f"{key}.pt"
         if file.is_file():
             data = torch.load(file, weights_only=True)
@@ -262,6 +287,9 @@ class ExpertGrounder:
         cal = bank.calibration
         small, decisive = self.model_map(request.query, bank)
         score = self._image_score(decisive)
+        if self._detail is not None:  # the verdict stands; outline the defect on a finer map
+            fine_bank = self._detail.memory_bank(list(request.references.paths))
+            small, decisive = self._detail.model_map(request.query, fine_bank)
         size = request.query.size
         amap = np.asarray(
             Image.fromarray(small).resize(size, Image.Resampling.BILINEAR), np.float32
