@@ -101,12 +101,14 @@ def greedy_coreset(features: torch.Tensor, size: int, seed: int = 0) -> torch.Te
         return torch.arange(n)
     gen = torch.Generator().manual_seed(seed)
     proj = features @ torch.randn(features.shape[1], 64, generator=gen) / 8.0
+    square = (proj * proj).sum(1)  # |p - c|^2 = |p|^2 - 2 p.c + |c|^2: no (N, 64) temporaries
     chosen = torch.empty(size, dtype=torch.long)
     chosen[0] = int(torch.randint(n, (1,), generator=gen))
-    dist = ((proj - proj[chosen[0]]) ** 2).sum(1)
+    dist = square - 2.0 * (proj @ proj[chosen[0]]) + square[chosen[0]]
     for i in range(1, size):
-        chosen[i] = int(dist.argmax())
-        dist = torch.minimum(dist, ((proj - proj[chosen[i]]) ** 2).sum(1))
+        c = int(dist.argmax())
+        chosen[i] = c
+        torch.minimum(dist, square - 2.0 * (proj @ proj[c]) + square[c], out=dist)
     return chosen
 
 
