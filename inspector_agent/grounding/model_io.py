@@ -1,8 +1,9 @@
 """What the ``vlm`` and ``local`` grounders share: prompt in, parsed answer out, expert fallback.
 
 A backend only turns built prompts into text; :class:`ModelGrounder` builds the prompts with
-the shared builder (in the style the checkpoint was trained with: full or compact), reads the answers with the shared parser, maps boxes back to original
-pixels, and answers with the expert grounder (saying why) when the model cannot.
+the shared builder (in the style the checkpoint was trained with: full or compact), reads the
+answers with the shared parser, maps boxes back to original pixels, and answers with the
+expert grounder (saying why) when the model cannot.
 """
 
 from __future__ import annotations
