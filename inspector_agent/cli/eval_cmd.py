@@ -96,12 +96,8 @@ def run_localization(args: argparse.Namespace, settings: Settings) -> int:
 
 def _print_defect_types(breakdown: dict[str, dict[str, dict[str, float]]]) -> None:
     columns = ("images", "image_auroc", "pixel_auroc", "box_acc_iou30", "recall")
-    print(
-        "\n" + "category/defect".ljust(34) + "".join(c.rjust(15) for c in columns),
-        end="",
-        file=sys.stderr,
-    )
-    print("defect px share".rjust(17), file=sys.stderr)
+    header = "category/defect".ljust(34) + "".join(c.rjust(15) for c in columns)
+    print("\n" + header + "defect px share".rjust(17), file=sys.stderr)
     for category, kinds in breakdown.items():
         for kind, values in kinds.items():
             if kind == "good":
