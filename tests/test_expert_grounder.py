@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from inspector_agent.geometry import Box, boxes_from_mask, iou
 from inspector_agent.grounding import GroundingError, GroundingRequest, ReferenceSet, make_grounder
@@ -160,3 +161,24 @@ def test_reference_rewritten_in_place_is_read_again(
     os.utime(paths[0], ns=(1, 1))  # a new mtime even on coarse file-system clocks
     second = ExpertGrounder(settings, SMALL).memory_bank(paths)
     assert second.calibration.reference_scores != first.calibration.reference_scores
+
+
+def test_mirrored_context_makes_border_features_match_the_uncropped_scene(
+    settings: Settings,
+) -> None:
+    """A crop's border cells, extracted with mirrored context, are much closer to the same cells
+    seen inside the larger image than with the network's own padding (a crop edge is not a
+    defect)."""
+    rng = np.random.default_rng(0)
+    scene = ndimage.gaussian_filter(rng.normal(0, 1, (192, 192, 3)), (2, 2, 0))
+    big = Image.fromarray(np.clip(128 + 60 * scene / scene.std(), 0, 255).astype(np.uint8))
+    crop = big.crop((48, 48, 144, 144))  # offsets on the stride-8 grid: cells 6..17
+    truth = ExpertGrounder(settings, replace(SMALL, context=0))._features(big, 1.0)[:, 6:18, 6:18]
+    ring = np.ones((12, 12), bool)
+    ring[2:-2, 2:-2] = False
+    border = {}
+    for context in (0, 4):
+        cells = ExpertGrounder(settings, replace(SMALL, context=context))._features(crop, 1.0)
+        assert cells.shape == truth.shape
+        border[context] = float((cells - truth).norm(dim=0).numpy()[ring].mean())
+    assert border[4] < 0.8 * border[0]

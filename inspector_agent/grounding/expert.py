@@ -4,9 +4,10 @@ PatchCore / AnomalyDINO on EfficientNet-Lite0 features. Aligned products (refere
 patches find their nearest neighbour at the same place) are matched position by position;
 unaligned ones against a global memory bank augmented with flips and coreset-subsampled.
 The image threshold and the mask threshold come from leave-one-out scores of the references
-against each other, never from defect labels. The verdict comes from this map; the heatmap,
-mask and boxes from a second pass at twice the pixels, which outlines small defects more tightly.
-Banks and calibration are cached on disk.
+against each other, never from defect labels. Images are mirrored a few cells beyond their
+edges before feature extraction, so border patches are not judged on the network's padding.
+The verdict comes from this map; the heatmap, mask and boxes from a second pass at twice the
+pixels, which outlines small defects more tightly. Banks and calibration are cached on disk.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class ExpertConfig:
     aligned_min_fraction: float = 0.5  # auto: share of patches whose NN lies in the window
     max_bank: int = 6000  # global memory bank size after coreset subsampling
     top_k: float = 0.01  # image score: mean of the top 1% of the map
+    context: int = 4  # grid cells of mirrored image around each side before feature extraction
     sigma: float = 4.0  # Gaussian smoothing of the map, model pixels
     mask_quantile: float = 0.999  # calibrated pixel level: this quantile of reference maps
     region_fraction: float = 0.5  # candidate regions: above this share from median to peak
@@ -139,10 +141,13 @@ class ExpertGrounder:
             grid = (max(4, round(h * scale / feat.STRIDE)), max(4, round(w * scale / feat.STRIDE)))
         size = (grid[1] * feat.STRIDE, grid[0] * feat.STRIDE)
         x = feat.to_tensor(image, size)
-        pad_h, pad_w = (-size[1]) % feat.PAD_MULTIPLE, (-size[0]) % feat.PAD_MULTIPLE
+        m = min(self.config.context, grid[0] - 1, grid[1] - 1)  # reflect needs pad < side
+        if m > 0:  # border cells see mirrored texture, not the network's padding
+            x = F.pad(x, (m * feat.STRIDE,) * 4, mode="reflect")
+        pad_h, pad_w = (-x.shape[-2]) % feat.PAD_MULTIPLE, (-x.shape[-1]) % feat.PAD_MULTIPLE
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        return self.extractor(x)[0, :, : grid[0], : grid[1]]
+        return self.extractor(x)[0, :, m : m + grid[0], m : m + grid[1]]
 
     # ---- memory bank and calibration ------------------------------------------------------
     def memory_bank(self, paths: list[Path]) -> MemoryBank:
