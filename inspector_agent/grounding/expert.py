@@ -4,10 +4,10 @@ PatchCore / AnomalyDINO on EfficientNet-Lite0 features. Aligned products (refere
 patches find their nearest neighbour at the same place) are matched position by position;
 unaligned ones against a global memory bank augmented with flips and coreset-subsampled.
 The image threshold and the mask threshold come from leave-one-out scores of the references
-against each other, never from defect labels. Images are mirrored a few cells beyond their
-edges before feature extraction, so border patches are not judged on the network's padding.
-The verdict comes from this map; the heatmap, mask and boxes from a second pass at twice the
-pixels, which outlines small defects more tightly. Banks and calibration are cached on disk.
+against each other, never from defect labels. The verdict comes from this map, on images
+mirrored a few cells beyond their edges so border patches are not judged on the network's
+padding; the heatmap, mask and boxes from a second pass at twice the pixels, which outlines
+small defects more tightly. Banks and calibration are cached on disk.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class ExpertConfig:
     aligned_min_fraction: float = 0.5  # auto: share of patches whose NN lies in the window
     max_bank: int = 6000  # global memory bank size after coreset subsampling
     top_k: float = 0.01  # image score: mean of the top 1% of the map
-    context: int = 4  # grid cells of mirrored image around each side before feature extraction
+    context: int = 4  # verdict pass: grid cells of image mirrored around each side
     sigma: float = 4.0  # Gaussian smoothing of the map, model pixels
     mask_quantile: float = 0.999  # calibrated pixel level: this quantile of reference maps
     region_fraction: float = 0.5  # candidate regions: above this share from median to peak
@@ -130,6 +130,7 @@ class ExpertGrounder:
                 self.config,
                 pixels=round(self.config.pixels * self.config.detail_area),
                 detail_area=1.0,
+                context=0,  # mirrored borders help the verdict, not the outline (README)
             )
             self._detail = ExpertGrounder(settings, fine, self.extractor)
 
