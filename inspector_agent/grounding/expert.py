@@ -135,14 +135,22 @@ class ExpertGrounder:
             self._detail = ExpertGrounder(settings, fine, self.extractor)
 
     # ---- features -------------------------------------------------------------------------
-    def _features(self, image: Image.Image, scale: float, grid: tuple[int, int] | None = None):
-        """Features (C, h, w) of ``image`` resized by ``scale`` (or to a fixed grid)."""
+    def _features(
+        self,
+        image: Image.Image,
+        scale: float,
+        grid: tuple[int, int] | None = None,
+        context: int | None = None,
+    ) -> torch.Tensor:
+        """Features (C, h, w) of ``image`` resized by ``scale`` (or to a fixed grid), with
+        ``context`` cells mirrored around it (default: the configured context)."""
         w, h = image.size
         if grid is None:
             grid = (max(4, round(h * scale / feat.STRIDE)), max(4, round(w * scale / feat.STRIDE)))
         size = (grid[1] * feat.STRIDE, grid[0] * feat.STRIDE)
         x = feat.to_tensor(image, size)
-        m = min(self.config.context, grid[0] - 1, grid[1] - 1)  # reflect needs pad < side
+        context = self.config.context if context is None else context
+        m = min(context, grid[0] - 1, grid[1] - 1)  # reflect needs pad < side
         if m > 0:  # border cells see mirrored texture, not the network's padding
             x = F.pad(x, (m * feat.STRIDE,) * 4, mode="reflect")
         pad_h, pad_w = (-x.shape[-2]) % feat.PAD_MULTIPLE, (-x.shape[-1]) % feat.PAD_MULTIPLE
@@ -190,9 +198,14 @@ class ExpertGrounder:
         w0, h0 = images[0].size
         grid = (max(4, round(h0 * scale / feat.STRIDE)), max(4, round(w0 * scale / feat.STRIDE)))
         grids = torch.stack([self._features(im, scale, grid) for im in images])
-        fraction = (
-            feat.aligned_fraction(grids, cfg.radius) if len(sizes) == 1 and len(images) > 1 else 0.0
-        )
+        fraction = 0.0
+        if len(sizes) == 1 and len(images) > 1:
+            # judged without the mirror, which makes a periodic pattern's edge cells look like
+            # any other place on it (the verdict still reads mirrored features)
+            plain = grids
+            if cfg.context:
+                plain = torch.stack([self._features(im, scale, grid, context=0) for im in images])
+            fraction = feat.aligned_fraction(plain, cfg.radius)
         mode = cfg.alignment
         if mode == "auto":
             mode = (
