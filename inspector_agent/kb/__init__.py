@@ -17,6 +17,7 @@ from inspector_agent.kb.ingest import (
     IngestReport,
     Progress,
     decode_record,
+    doc_key_of,
     ingest_product,
     product_record,
     remove_product,
@@ -155,7 +156,7 @@ class KnowledgeBase:
             hits = [
                 (i, d)
                 for i, d in zip(ids, fetched["distances"][0], strict=True)
-                if i.rsplit(":", 1)[0] in wanted
+                if doc_key_of(i) in wanted
             ]
             if len(hits) >= k:
                 return hits[:k]
@@ -168,7 +169,7 @@ class KnowledgeBase:
     ) -> list[tuple[str, float]]:
         """Cosine distances of ``vector`` to every chunk matching ``where``: the ``k`` nearest."""
         got = self.store.chunks.get(where=where, include=["embeddings"])
-        keep = [n for n, i in enumerate(got["ids"]) if i.rsplit(":", 1)[0] in wanted]
+        keep = [n for n, i in enumerate(got["ids"]) if doc_key_of(i) in wanted]
         if not keep:
             return []
         rows = np.asarray(got["embeddings"], np.float32)[keep]

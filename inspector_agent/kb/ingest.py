@@ -62,6 +62,16 @@ class IngestReport:
         )
 
 
+def chunk_id(doc_key: str, index: int) -> str:
+    """The store id of a document's ``index``-th chunk: ``<doc_key>:<index>``."""
+    return f"{doc_key}:{index}"
+
+
+def doc_key_of(chunk: str) -> str:
+    """The document key inside a chunk id (inverse of :func:`chunk_id`)."""
+    return chunk.rsplit(":", 1)[0]
+
+
 def product_record(store: Store, product_id: str) -> dict[str, Any] | None:
     """The live record of a product (its metadata with JSON fields decoded), or ``None``."""
     got = store.products.get(ids=[product_id], include=["metadatas"])
@@ -146,7 +156,7 @@ def ingest_product(
             [f"{product.manifest.name} | {c.section} | {c.text}" for _, _, c in batch]
         )
         store.chunks.upsert(
-            ids=[f"{d.key}:{i}" for d, i, _ in batch],
+            ids=[chunk_id(d.key, i) for d, i, _ in batch],
             embeddings=vectors,
             documents=[c.text for _, _, c in batch],
             metadatas=[
