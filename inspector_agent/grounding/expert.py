@@ -6,8 +6,9 @@ unaligned ones against a global memory bank augmented with flips and coreset-sub
 The image threshold and the mask threshold come from leave-one-out scores of the references
 against each other, never from defect labels. The verdict comes from this map, on images
 mirrored a few cells beyond their edges so border patches are not judged on the network's
-padding; the heatmap, mask and boxes from a second pass at twice the pixels, which outlines
-small defects more tightly. Banks and calibration are cached on disk.
+padding, with a matching window wide enough for parts that move a little between photos; the
+heatmap, mask and boxes from a second pass at twice the pixels and a narrower window, which
+outlines small defects more tightly. Banks and calibration are cached on disk.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ class ExpertConfig:
     pixels: int = 320 * 256  # model-input area of a median-sized reference
     blocks: tuple[int, ...] = (4, 10)  # EfficientNet blocks whose outputs are concatenated
     alignment: str = "auto"  # auto | aligned | global
-    radius: int = 2  # aligned search window, grid cells
+    radius: int = 4  # aligned search window of the verdict pass, grid cells
+    detail_radius: int = 2  # aligned search window of the outline pass, grid cells
+    alignment_radius: int = 2  # auto: window of the "is this product aligned?" test
     normalize: bool = False  # aligned: subtract the references' mean map per position
     relative_decisions: bool = True  # aligned: score and mask from the map minus that mean map
     max_aligned: int = 5  # aligned: match against the references closest to the query
@@ -131,6 +134,7 @@ class ExpertGrounder:
                 pixels=round(self.config.pixels * self.config.detail_area),
                 detail_area=1.0,
                 context=0,  # mirrored borders help the verdict, not the outline (README)
+                radius=self.config.detail_radius,  # a wide window loosens outlines (README)
             )
             self._detail = ExpertGrounder(settings, fine, self.extractor)
 
@@ -205,7 +209,7 @@ class ExpertGrounder:
             plain = grids
             if cfg.context:
                 plain = torch.stack([self._features(im, scale, grid, context=0) for im in images])
-            fraction = feat.aligned_fraction(plain, cfg.radius)
+            fraction = feat.aligned_fraction(plain, cfg.alignment_radius)
         mode = cfg.alignment
         if mode == "auto":
             mode = (

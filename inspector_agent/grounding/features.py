@@ -80,18 +80,35 @@ def knn_distance(query: torch.Tensor, bank: torch.Tensor, chunk: int = 4096) -> 
     return (best + (query * query).sum(1)).clamp_min(0).sqrt()
 
 
-def positional_distance(query: torch.Tensor, refs: torch.Tensor, radius: int) -> torch.Tensor:
+def positional_distance(
+    query: torch.Tensor, refs: torch.Tensor, radius: int, tile: int = 8
+) -> torch.Tensor:
     """Distance of each query patch (C, H, W) to the nearest reference patch (K, C, H, W)
-    within ``radius`` grid cells of the same position (aligned matching)."""
-    _, _, h, w = refs.shape
-    padded = F.pad(refs, (radius,) * 4, value=float("nan"))
-    best = torch.full((h, w), float("inf"))
-    for dy in range(2 * radius + 1):
-        for dx in range(2 * radius + 1):
-            shifted = padded[:, :, dy : dy + h, dx : dx + w]
-            d2 = ((shifted - query[None]) ** 2).sum(1).nan_to_num(float("inf")).min(0).values
-            best = torch.minimum(best, d2)
-    return best.sqrt()
+    within ``radius`` grid cells of the same position (aligned matching).
+
+    Computed for ``tile`` x ``tile`` query cells at a time, as one matrix product against the
+    reference cells their windows reach (|q|^2 + |r|^2 - 2 q.r), so a wide window costs BLAS
+    time rather than one pass over all features per offset.
+    """
+    k, c, h, w = refs.shape
+    cells = refs.permute(0, 2, 3, 1)  # (K, H, W, C)
+    ref_sq = (cells * cells).sum(-1)  # (K, H, W)
+    query_sq = (query * query).sum(0)  # (H, W)
+    best = torch.empty(h, w)
+    for y0 in range(0, h, tile):
+        y1, ya, yb = min(h, y0 + tile), max(0, y0 - radius), min(h, y0 + tile + radius)
+        near_y = (torch.arange(y0, y1)[:, None] - torch.arange(ya, yb)[None, :]).abs() <= radius
+        for x0 in range(0, w, tile):
+            x1, xa, xb = min(w, x0 + tile), max(0, x0 - radius), min(w, x0 + tile + radius)
+            near_x = (torch.arange(x0, x1)[:, None] - torch.arange(xa, xb)[None, :]).abs()
+            window = near_y[:, None, :, None] & (near_x <= radius)[None, :, None, :]
+            q = query[:, y0:y1, x0:x1].flatten(1).T  # (Q, C)
+            r = cells[:, ya:yb, xa:xb].reshape(k, -1, c)  # (K, R, C)
+            d2 = query_sq[y0:y1, x0:x1].reshape(1, -1, 1) - 2.0 * (q @ r.mT)
+            d2 = d2 + ref_sq[:, ya:yb, xa:xb].reshape(k, 1, -1)
+            d2 = d2.masked_fill(~window.reshape(q.shape[0], -1), float("inf"))
+            best[y0:y1, x0:x1] = d2.amin(dim=(0, 2)).view(y1 - y0, x1 - x0)
+    return best.clamp_min(0).sqrt()
 
 
 def greedy_coreset(features: torch.Tensor, size: int, seed: int = 0) -> torch.Tensor:

@@ -1,0 +1,40 @@
+"""Aligned patch matching: the tiled matrix-product search equals a direct search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from inspector_agent.grounding.features import positional_distance
+
+
+def _direct(query: np.ndarray, refs: np.ndarray, radius: int) -> np.ndarray:
+    """Nearest reference patch within the window, by looping over every cell and offset."""
+    _, _, h, w = refs.shape
+    out = np.full((h, w), np.inf)
+    for y in range(h):
+        for x in range(w):
+            for ry in range(max(0, y - radius), min(h, y + radius + 1)):
+                for rx in range(max(0, x - radius), min(w, x + radius + 1)):
+                    d = np.sqrt(((refs[:, :, ry, rx] - query[:, y, x]) ** 2).sum(1)).min()
+                    out[y, x] = min(out[y, x], d)
+    return out
+
+
+@pytest.mark.parametrize(("radius", "tile"), [(0, 3), (1, 4), (3, 4), (4, 8)])
+def test_tiled_search_equals_direct_search(radius: int, tile: int) -> None:
+    gen = torch.Generator().manual_seed(radius)
+    query = torch.randn(6, 9, 11, generator=gen)
+    refs = torch.randn(3, 6, 9, 11, generator=gen)
+    got = positional_distance(query, refs, radius, tile=tile).numpy()
+    np.testing.assert_allclose(got, _direct(query.numpy(), refs.numpy(), radius), atol=1e-4)
+
+
+def test_a_shifted_copy_matches_once_the_window_reaches_it() -> None:
+    gen = torch.Generator().manual_seed(0)
+    refs = torch.randn(1, 32, 12, 12, generator=gen)
+    query = torch.roll(refs[0], shifts=3, dims=1)  # the part moved 3 cells down
+    inner = (slice(3, None), slice(None))  # rows whose original lies inside the grid
+    assert float(positional_distance(query, refs, 2)[inner].min()) > 3.0
+    assert float(positional_distance(query, refs, 3)[inner].max()) < 1e-2
