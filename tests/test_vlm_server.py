@@ -211,12 +211,17 @@ def test_server_killed_mid_request_falls_back_to_expert(
     server: ModelServer, references: ReferenceSet, settings: Settings
 ) -> None:
     """Runs last: it stops the module's server."""
-    long = {"min_tokens": 1400, "ignore_eos": True}  # keeps the server busy past the kill
+    long = {"min_tokens": 1400, "ignore_eos": True}  # keeps the server busy until the kill
     vlm = VlmBackend(server.url, API_KEY, timeout_s=30, retries=2, max_tokens=1500, extra_body=long)
     assert vlm.model  # connected before the kill
 
-    def kill() -> None:
-        time.sleep(1.0)
+    def kill() -> None:  # once the server is generating our answer, not on a timer
+        running = re.compile(r"^vllm:num_requests_running\{[^}]*\} [1-9]", re.MULTILINE)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if running.search(httpx2.get(f"{server.url}/metrics", timeout=5).text):
+                break
+            time.sleep(0.01)
         os.killpg(server.process.pid, signal.SIGKILL)
 
     killer = threading.Thread(target=kill)
