@@ -97,11 +97,10 @@ def positional_distance(
     best = torch.empty(h, w)
     for y0 in range(0, h, tile):
         y1, ya, yb = min(h, y0 + tile), max(0, y0 - radius), min(h, y0 + tile + radius)
-        near_y = (torch.arange(y0, y1)[:, None] - torch.arange(ya, yb)[None, :]).abs() <= radius
+        near_y = _within(y0, y1, ya, yb, radius)
         for x0 in range(0, w, tile):
             x1, xa, xb = min(w, x0 + tile), max(0, x0 - radius), min(w, x0 + tile + radius)
-            near_x = (torch.arange(x0, x1)[:, None] - torch.arange(xa, xb)[None, :]).abs()
-            window = near_y[:, None, :, None] & (near_x <= radius)[None, :, None, :]
+            window = near_y[:, None, :, None] & _within(x0, x1, xa, xb, radius)[None, :, None, :]
             q = query[:, y0:y1, x0:x1].flatten(1).T  # (Q, C)
             r = cells[:, ya:yb, xa:xb].reshape(k, -1, c)  # (K, R, C)
             d2 = query_sq[y0:y1, x0:x1].reshape(1, -1, 1) - 2.0 * (q @ r.mT)
@@ -109,6 +108,11 @@ def positional_distance(
             d2 = d2.masked_fill(~window.reshape(q.shape[0], -1), float("inf"))
             best[y0:y1, x0:x1] = d2.amin(dim=(0, 2)).view(y1 - y0, x1 - x0)
     return best.clamp_min(0).sqrt()
+
+
+def _within(lo: int, hi: int, start: int, stop: int, radius: int) -> torch.Tensor:
+    """(hi - lo, stop - start) mask: grid lines lo..hi-1 against start..stop-1, within radius."""
+    return (torch.arange(lo, hi)[:, None] - torch.arange(start, stop)[None, :]).abs() <= radius
 
 
 def greedy_coreset(features: torch.Tensor, size: int, seed: int = 0) -> torch.Tensor:
