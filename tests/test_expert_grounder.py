@@ -139,6 +139,7 @@ def test_coarse_pass_decides_and_fine_pass_outlines(settings: Settings, category
     one_pass = ExpertGrounder(settings, replace(SMALL, detail_area=1.0))
     two_pass = ExpertGrounder(settings, SMALL)
     assert SMALL.detail_area == 2.0
+    assert two_pass._detail.config.max_aligned == SMALL.detail_max_aligned == 3
     refs = _refs(category)
     for path in sorted((category / "test/blob").iterdir()):
         truth = np.asarray(Image.open(category / "ground_truth/blob" / f"{path.stem}_mask.png")) > 0

@@ -1,4 +1,5 @@
-"""Aligned patch matching: the tiled matrix-product search equals a direct search."""
+"""Aligned patch matching: the tiled matrix-product search equals a direct search; the closest
+references are the ones retrieved."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from inspector_agent.grounding.features import positional_distance
+from inspector_agent.grounding.features import nearest_grids, positional_distance
 
 
 def _direct(query: np.ndarray, refs: np.ndarray, radius: int) -> np.ndarray:
@@ -38,3 +39,13 @@ def test_a_shifted_copy_matches_once_the_window_reaches_it() -> None:
     inner = (slice(3, None), slice(None))  # rows whose original lies inside the grid
     assert float(positional_distance(query, refs, 2)[inner].min()) > 3.0
     assert float(positional_distance(query, refs, 3)[inner].max()) < 1e-2
+
+
+def test_nearest_grids_keeps_the_references_closest_to_the_query() -> None:
+    """References are retrieved by their mean feature; with too few, all are kept."""
+    levels = [5.0, 0.0, 3.0, 1.0, 2.0]
+    grids = torch.stack([torch.full((4, 3, 3), v) for v in levels])
+    query = torch.full((4, 3, 3), 2.2)
+    picked = nearest_grids(query, grids, 3)
+    assert sorted(float(g.mean()) for g in picked) == [1.0, 2.0, 3.0]
+    assert torch.equal(nearest_grids(query, grids, 5), grids)

@@ -7,8 +7,9 @@ The image threshold and the mask threshold come from leave-one-out scores of the
 against each other, never from defect labels. The verdict comes from this map, on images
 mirrored a few cells beyond their edges so border patches are not judged on the network's
 padding, with a matching window wide enough for parts that move a little between photos; the
-heatmap, mask and boxes from a second pass at twice the pixels and a narrower window, which
-outlines small defects more tightly. Banks and calibration are cached on disk.
+heatmap, mask and boxes from a second pass at twice the pixels, a narrower window and only the
+references closest to the query, which outlines small defects more tightly. Banks and
+calibration are cached on disk.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class ExpertConfig:
     normalize: bool = False  # aligned: subtract the references' mean map per position
     relative_decisions: bool = True  # aligned: score and mask from the map minus that mean map
     max_aligned: int = 5  # aligned: match against the references closest to the query
+    detail_max_aligned: int = 3  # aligned: the outline pass matches only the 3 closest
     aligned_min_fraction: float = 0.5  # auto: share of patches whose NN lies in the window
     max_bank: int = 6000  # global memory bank size after coreset subsampling
     top_k: float = 0.01  # image score: mean of the top 1% of the map
@@ -135,6 +137,7 @@ class ExpertGrounder:
                 detail_area=1.0,
                 context=0,  # mirrored borders help the verdict, not the outline (README)
                 radius=self.config.detail_radius,  # a wide window loosens outlines (README)
+                max_aligned=self.config.detail_max_aligned,  # as calibrated at K = 4 (README)
             )
             self._detail = ExpertGrounder(settings, fine, self.extractor)
 
