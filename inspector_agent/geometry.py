@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from PIL import Image, ImageDraw
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
+from scipy.spatial import ConvexHull, QhullError
 
 ORIGINAL = "original"
 MODEL = "model"
@@ -122,6 +124,24 @@ def boxes_from_mask(mask: np.ndarray, min_area: int = 1) -> list[Box]:
         ys, xs = sl
         boxes.append(Box(float(xs.start), float(ys.start), float(xs.stop), float(ys.stop)))
     return boxes
+
+
+def convex_hull_mask(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with its convex hull filled in: one connected outline around all of its pixels
+    (a line between the extremes when they lie on a line)."""
+    mask = np.asarray(mask, dtype=bool)
+    ys, xs = np.nonzero(mask & ~ndimage.binary_erosion(mask))  # the hull needs only the rim
+    points = sorted(zip(xs.tolist(), ys.tolist(), strict=True))
+    canvas = Image.new("1", (mask.shape[1], mask.shape[0]))
+    if len(points) < 2:
+        return mask.copy()
+    try:
+        hull = ConvexHull(np.asarray(points, float))
+        outline = [points[v] for v in hull.vertices]
+        ImageDraw.Draw(canvas).polygon(outline, fill=1, outline=1)
+    except QhullError:  # all on one line: sorted, its ends are the first and last point
+        ImageDraw.Draw(canvas).line([points[0], points[-1]], fill=1)
+    return np.asarray(canvas, dtype=bool) | mask
 
 
 def box_to_mask(box: Box, height: int, width: int) -> np.ndarray:

@@ -151,6 +151,24 @@ def test_coarse_pass_decides_and_fine_pass_outlines(settings: Settings, category
         assert truth.flat[int(np.argmax(b.anomaly_map))]  # the finer map peaks on the blob
 
 
+def test_a_ring_shaped_response_is_outlined_whole(settings: Settings) -> None:
+    """A large uniform defect lights up at its rim only; its pieces become one outline, while
+    separate defects keep their own boxes."""
+    grounder = ExpertGrounder(settings, replace(SMALL, detail_area=1.0))
+    y, x = np.mgrid[0:160, 0:160].astype(float)
+    radius, angle = np.hypot(y - 60, x - 60), np.arctan2(y - 60, x - 60)
+    ring = np.exp(-((radius - 25) ** 2) / 18) * (0.8 + 0.2 * np.cos(4 * angle))
+    cut = grounder.config.peak_fraction
+    assert ndimage.label((ring >= cut * ring.max()) & (radius < 40))[1] > 1  # pieces at the cut
+    boxes = boxes_from_mask(grounder._mask(ring.astype(np.float32)))
+    assert len(boxes) == 1
+    assert iou(boxes[0], Box(33, 33, 88, 88)) > 0.8  # the ring's extent, not one arc
+    dots = np.exp(-((y - 30) ** 2 + (x - 30) ** 2) / 20) + np.exp(
+        -((y - 120) ** 2 + (x - 130) ** 2) / 20
+    )
+    assert len(boxes_from_mask(grounder._mask(dots.astype(np.float32)))) == 2
+
+
 def test_reference_rewritten_in_place_is_read_again(
     settings: Settings, category: Path, tmp_path: Path
 ) -> None:

@@ -12,6 +12,7 @@ from inspector_agent.geometry import (
     CoordinateMap,
     box_to_mask,
     boxes_from_mask,
+    convex_hull_mask,
     iou,
     iou_matrix,
     mask_components,
@@ -67,6 +68,24 @@ def test_box_to_mask_rounds_outward_and_clips():
     assert box_to_mask(Box(-5, -5, 50, 50), 3, 3).all()
 
 
+def test_convex_hull_mask_closes_an_outline_and_leaves_a_line():
+    c_shape = np.zeros((20, 20), bool)
+    c_shape[2:4, 2:18] = c_shape[16:18, 2:18] = c_shape[2:18, 2:4] = True  # open on the right
+    hull = convex_hull_mask(c_shape)
+    expected = np.zeros((20, 20), bool)
+    expected[2:18, 2:18] = True
+    np.testing.assert_array_equal(hull, expected)
+    pieces = np.zeros((30, 30), bool)
+    pieces[5:8, 5:8] = pieces[5:8, 20:23] = pieces[20:23, 12:15] = True  # three separate dots
+    assert mask_components(convex_hull_mask(pieces))[1] == 1
+    assert convex_hull_mask(pieces)[12, 13]  # inside the triangle they span
+    dots = np.zeros((5, 9), bool)
+    dots[0, 0] = dots[2, 4] = dots[4, 8] = True  # on one line: joined, nothing else filled
+    line = convex_hull_mask(dots)
+    assert mask_components(line)[1] == 1 and line.sum() == 9 and line[1, 2]
+    assert not convex_hull_mask(np.zeros((4, 4), bool)).any()
+
+
 def test_coordinate_map_hand_computed():
     cmap = CoordinateMap(
         original_width=1000, original_height=500, model_width=500, model_height=250
@@ -103,6 +122,20 @@ def test_iou_symmetric_and_bounded(a, b):
 def test_iou_with_itself_is_one(a):
     if a.area > 1e-6:
         assert iou(a, a) == pytest.approx(1.0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 24), st.integers(0, 31)), min_size=1, max_size=12))
+def test_convex_hull_mask_covers_the_mask_within_its_box(pixels):
+    mask = np.zeros((25, 32), bool)
+    for y, x in pixels:
+        mask[y, x] = True
+    hull = convex_hull_mask(mask)
+    assert (hull >= mask).all()
+    ys, xs = np.nonzero(mask)
+    hys, hxs = np.nonzero(hull)
+    assert (hys.min(), hys.max(), hxs.min(), hxs.max()) == (ys.min(), ys.max(), xs.min(), xs.max())
+    assert mask_components(hull)[1] == 1
 
 
 @settings(max_examples=200, deadline=None)

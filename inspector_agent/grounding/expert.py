@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy import ndimage
 
-from inspector_agent.geometry import boxes_from_mask
+from inspector_agent.geometry import boxes_from_mask, convex_hull_mask, mask_components
 from inspector_agent.grounding import features as feat
 from inspector_agent.grounding.base import GroundingError, GroundingRequest, register_grounder
 from inspector_agent.imaging import load_image
@@ -358,6 +358,8 @@ class ExpertGrounder:
         peaks are kept, each cut at ``peak_fraction`` of the way to its own peak, so a box
         follows the blob around each maximum rather than a fixed calibrated level (which
         misses most real defects whose maps stay below the references' extreme quantile).
+        Where one region's cut leaves several pieces (the rim of a large uniform defect lights
+        up, its inside matches plain surface), the region is outlined by their convex hull.
         """
         eight = np.ones((3, 3), bool)
         base, peak = float(np.median(amap)), float(amap.max())
@@ -369,7 +371,12 @@ class ExpertGrounder:
         keep = np.zeros(n + 1, bool)
         keep[np.argsort(-peaks)[: cfg.max_regions] + 1] = True
         own = np.r_[np.inf, peaks][labels]
-        return keep[labels] & (amap >= base + cfg.peak_fraction * (own - base))
+        cores = keep[labels] & (amap >= base + cfg.peak_fraction * (own - base))
+        for region in np.flatnonzero(keep):
+            inside = labels == region
+            if mask_components(cores & inside)[1] > 1:
+                cores |= convex_hull_mask(cores & inside)
+        return cores
 
 
 def _same_aspect(size: tuple[int, int], grid: tuple[int, ...]) -> bool:
