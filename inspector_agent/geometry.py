@@ -132,9 +132,9 @@ def convex_hull_mask(mask: np.ndarray) -> np.ndarray:
     mask = np.asarray(mask, dtype=bool)
     ys, xs = np.nonzero(mask & ~ndimage.binary_erosion(mask))  # the hull needs only the rim
     points = sorted(zip(xs.tolist(), ys.tolist(), strict=True))
-    canvas = Image.new("1", (mask.shape[1], mask.shape[0]))
     if len(points) < 2:
         return mask.copy()
+    canvas = Image.new("1", (mask.shape[1], mask.shape[0]))
     try:
         hull = ConvexHull(np.asarray(points, float))
         outline = [points[v] for v in hull.vertices]

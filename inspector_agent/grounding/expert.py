@@ -373,9 +373,9 @@ class ExpertGrounder:
         own = np.r_[np.inf, peaks][labels]
         cores = keep[labels] & (amap >= base + cfg.peak_fraction * (own - base))
         for region in np.flatnonzero(keep):
-            inside = labels == region
-            if mask_components(cores & inside)[1] > 1:
-                cores |= convex_hull_mask(cores & inside)
+            pieces = cores & (labels == region)
+            if mask_components(pieces)[1] > 1:
+                cores |= convex_hull_mask(pieces)
         return cores
 
 
