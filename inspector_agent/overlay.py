@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
+from inspector_agent.errors import InspectorError
 from inspector_agent.geometry import Box
 from inspector_agent.schema import InspectionResult, Verdict
 
@@ -17,6 +22,7 @@ MASK_RGB = (255, 32, 32)
 BOX_COLOURS = [(255, 221, 0), (0, 229, 255), (255, 64, 255), (118, 255, 3), (255, 145, 0)]
 OUTLINE_DARK = (0, 0, 0)
 BANNER = {Verdict.OK: (27, 128, 56), Verdict.DEFECTIVE: (196, 28, 36)}
+OVERLAY_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 # Heatmap ramp (dark blue -> cyan -> yellow -> red) as (position, rgb) stops.
 _RAMP = np.array(
     [[0.0, 20, 24, 90], [0.35, 0, 160, 220], [0.65, 250, 230, 40], [1.0, 220, 20, 20]],
@@ -155,3 +161,39 @@ def _with_banner(
     out.paste(canvas, (0, 0))
     out.paste(strip, (0, canvas.height))
     return out
+
+
+class OverlayPathError(InspectorError):
+    """An overlay cannot be written where it was asked for."""
+
+
+def check_overlay_path(path: str | Path) -> Path:
+    """``path`` as an overlay file name, or a one-line error naming what is wrong with it."""
+    path = Path(path)
+    if path.is_dir():
+        raise OverlayPathError(f"{path}: is a folder; give the overlay a file name")
+    if path.suffix.lower() not in OVERLAY_FORMATS:
+        known = ", ".join(sorted(OVERLAY_FORMATS))
+        raise OverlayPathError(f"{path}: overlay must end in one of {known}")
+    return path
+
+
+def save_overlay(image: Image.Image, path: str | Path) -> Path:
+    """Write an overlay whole or not at all: a temporary file beside it, then a rename."""
+    path = check_overlay_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    except OSError as exc:
+        raise OverlayPathError(f"{path}: cannot write the overlay ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            image.convert("RGB").save(handle, format=OVERLAY_FORMATS[path.suffix.lower()])
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OverlayPathError(f"{path}: cannot write the overlay ({exc.strerror})") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -75,3 +75,55 @@ def test_no_references_is_exit_2(capsys, tmp_path: Path, category: Path) -> None
     query = next((category / "test/good").iterdir())
     code, _, err = _run(capsys, tmp_path, str(query), "--references", str(empty))
     assert code == 2 and "no reference images" in err and len(err.strip().splitlines()) == 1
+
+
+def test_folder_overlays_go_to_a_folder_one_per_image(
+    capsys, tmp_path: Path, category: Path
+) -> None:
+    out_dir = tmp_path / "made" / "overlays"  # created on demand, parents included
+    folder = category / "test/blob"
+    code, out, _ = _run(
+        capsys, tmp_path, str(folder), "--references", str(category / "train/good"),
+        "--overlay", str(out_dir),
+    )  # fmt: skip
+    assert code == 0
+    lines = [json.loads(line) for line in out.splitlines()]
+    names = sorted(Path(line["overlay"]).name for line in lines)
+    assert names == sorted(f"{p.stem}_overlay.png" for p in folder.iterdir())
+    with Image.open(lines[0]["overlay"]) as written:
+        assert written.format == "PNG"
+        assert written.size[0] >= Image.open(lines[0]["image"]).size[0]
+    assert not [p for p in out_dir.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_overlays_never_go_into_the_inspected_folder(
+    capsys, tmp_path: Path, category: Path
+) -> None:
+    folder = tmp_path / "queries"
+    folder.mkdir()
+    for path in (category / "test/blob").iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    before = sorted(folder.iterdir())
+    code, out, err = _run(
+        capsys, tmp_path, str(folder), "--references", str(category / "train/good"),
+        "--overlay", str(folder),
+    )  # fmt: skip
+    assert code == 2 and out == "" and "folder being inspected" in err
+    assert sorted(folder.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    ("overlay", "message"), [("out.gif", "must end in one of"), ("", "is a folder")]
+)
+def test_bad_overlay_path_is_refused_before_inspecting(
+    capsys, tmp_path: Path, category: Path, overlay: str, message: str
+) -> None:
+    query = next((category / "test/blob").iterdir())
+    target = tmp_path / overlay if overlay else tmp_path
+    code, out, err = _run(
+        capsys, tmp_path, str(query), "--references", str(category / "train/good"),
+        "--overlay", str(target),
+    )  # fmt: skip
+    assert code == 2 and out == ""  # no verdict computed, nothing half-written
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "out.gif").exists()

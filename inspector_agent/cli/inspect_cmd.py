@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,11 @@ def register(subparsers: Any) -> None:
     source.add_argument("--product", metavar="ID", help="product id in the knowledge base")
     parser.add_argument("--grounder", default=None, help="expert | vlm | local | fusion")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--overlay", metavar="OUT.png", help="write the annotated image")
+    parser.add_argument(
+        "--overlay",
+        metavar="OUT.png|DIR",
+        help="write the annotated image (for a folder: a folder, one <name>_overlay.png each)",
+    )
     parser.add_argument("--model", metavar="PATH", help="checkpoint for the local grounder")
     parser.add_argument("--model-url", metavar="URL", help="OpenAI-compatible model server (vlm)")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight (vlm)")
@@ -68,14 +73,51 @@ def _check_references(refs) -> None:
 
 
 def _print_human(name: str, result) -> None:
-    print(
-        f"{name}: {result.verdict.value} (score {result.pred_score:.3f}, threshold {result.threshold})"
-    )
+    threshold = "none" if result.threshold is None else f"{result.threshold:.3f}"
+    print(f"{name}: {result.verdict.value} (score {result.pred_score:.3f}, threshold {threshold})")
     for d in result.defects:
         print(f"  {d.label} box={d.box.to_list()} score={d.score:.3f}")
 
 
-def _run_batch(grounder, images: list[Path], refs, concurrency: int) -> int:
+def _overlay_folder(option: str | None, target: Path) -> Path | None:
+    """Where a folder's overlays go, checked before any work (never the input folder)."""
+    from inspector_agent.overlay import OVERLAY_FORMATS
+
+    if not option:
+        return None
+    folder = Path(option)
+    if folder.suffix.lower() in OVERLAY_FORMATS or (folder.exists() and not folder.is_dir()):
+        raise InspectInputError(f"{folder}: with a folder of images, --overlay names a folder")
+    if folder.resolve() == target.resolve():
+        raise InspectInputError(f"{folder}: overlays may not go into the folder being inspected")
+    return folder
+
+
+def _overlay_files(images: list[Path], folder: Path | None) -> dict[Path, Path]:
+    """One ``<stem>_overlay.png`` per image; the extension joins the stem where stems repeat."""
+    if folder is None:
+        return {}
+    stems = Counter(path.stem for path in images)
+    return {
+        path: folder
+        / f"{path.stem if stems[path.stem] == 1 else path.name.replace('.', '_')}_overlay.png"
+        for path in images
+    }
+
+
+def _emit(path: Path, image, result, overlay: Path | None) -> None:
+    """One JSON line for one image of a folder, its overlay written first."""
+    from inspector_agent.overlay import render_overlay, save_overlay
+
+    record = {"image": str(path), **result.to_dict()}
+    if overlay is not None:
+        record["overlay"] = str(save_overlay(render_overlay(image, result), overlay))
+    print(json.dumps(record), flush=True)
+
+
+def _run_batch(
+    grounder, images: list[Path], refs, concurrency: int, overlays: dict[Path, Path]
+) -> int:
     """A folder through a model grounder, ``concurrency`` requests at a time; JSONL in order."""
     from tqdm import tqdm
 
@@ -92,8 +134,8 @@ def _run_batch(grounder, images: list[Path], refs, concurrency: int) -> int:
             failures += 1
     with tqdm(total=len(requests), desc="inspect", unit="img", file=sys.stderr) as bar:
         results = grounder.ground_many(requests, concurrency, lambda _: bar.update())
-    for path, result in zip(names, results, strict=True):
-        print(json.dumps({"image": str(path), **result.to_dict()}), flush=True)
+    for path, request, result in zip(names, requests, results, strict=True):
+        _emit(path, request.query, result, overlays.get(path))
     return 2 if failures else 0
 
 
@@ -101,6 +143,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Inspect one image or every image of a folder; 2 on bad input."""
     from inspector_agent.grounding import GroundingRequest, make_grounder
     from inspector_agent.imaging import load_image
+    from inspector_agent.overlay import check_overlay_path, render_overlay, save_overlay
 
     if args.grounder:
         settings = settings.with_overrides(grounder=args.grounder)
@@ -108,37 +151,39 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     target = Path(args.target)
     if not target.exists():
         raise InspectInputError(f"{target}: file not found")
+    if target.is_dir():
+        images = _images_in(target)
+        if not images:
+            raise InspectInputError(f"{target}: no images in folder")
+        overlays = _overlay_files(images, _overlay_folder(args.overlay, target))
+    elif args.overlay:
+        check_overlay_path(args.overlay)
     refs = _reference_set(args, settings)
     _check_references(refs)
     image = None if target.is_dir() else load_image(target)
     grounder = make_grounder(settings.grounder, settings)
     if target.is_dir():
-        images = _images_in(target)
-        if not images:
-            raise InspectInputError(f"{target}: no images in folder")
         if hasattr(grounder, "ground_many"):  # model grounders batch their requests
-            return _run_batch(grounder, images, refs, max(1, args.concurrency))
+            return _run_batch(grounder, images, refs, max(1, args.concurrency), overlays)
         from tqdm import tqdm
 
         failures = 0
         for path in tqdm(images, desc="inspect", unit="img", file=sys.stderr):
             try:
-                result = grounder.ground(
-                    GroundingRequest(load_image(path), refs, query_name=path.name)
-                )
+                query = load_image(path)
+                result = grounder.ground(GroundingRequest(query, refs, query_name=path.name))
+                _emit(path, query, result, overlays.get(path))
             except InspectorError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 failures += 1
-                continue
-            print(json.dumps({"image": str(path), **result.to_dict()}), flush=True)
         return 2 if failures else 0
     result = grounder.ground(GroundingRequest(image, refs, query_name=target.name))
     if args.json:
-        print(json.dumps({"image": str(target), **result.to_dict()}, indent=2))
+        print(json.dumps({"image": str(target), **result.to_dict()}, indent=2), flush=True)
     else:
         _print_human(target.name, result)
-    if args.overlay:
-        from inspector_agent.overlay import render_overlay
-
-        render_overlay(image, result).save(args.overlay)
+    if args.overlay:  # after the verdict is out, so a failed write loses nothing else
+        written = save_overlay(render_overlay(image, result), args.overlay)
+        if not args.json:
+            print(f"  overlay: {written}")
     return 0
