@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
+from inspector_agent.atomic_files import write_atomic
 from inspector_agent.errors import InspectorError
 from inspector_agent.geometry import Box
 from inspector_agent.schema import InspectionResult, Verdict
@@ -179,21 +178,14 @@ def check_overlay_path(path: str | Path) -> Path:
 
 
 def save_overlay(image: Image.Image, path: str | Path) -> Path:
-    """Write an overlay whole or not at all: a temporary file beside it, then a rename."""
+    """Write an overlay whole or not at all; a one-line error when it cannot be written."""
     path = check_overlay_path(path)
+    fmt = OVERLAY_FORMATS[path.suffix.lower()]
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+        return write_atomic(
+            path, lambda handle: image.convert("RGB").save(handle, format=fmt), text=False
+        )
     except OSError as exc:
-        raise OverlayPathError(f"{path}: cannot write the overlay ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            image.convert("RGB").save(handle, format=OVERLAY_FORMATS[path.suffix.lower()])
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise OverlayPathError(f"{path}: cannot write the overlay ({exc.strerror})") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        raise OverlayPathError(
+            f"{path}: cannot write the overlay ({exc.strerror or exc})"
+        ) from None

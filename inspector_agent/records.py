@@ -5,9 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import sqlite3
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from inspector_agent.atomic_files import write_atomic, write_bytes_atomic
 from inspector_agent.errors import InspectorError
 from inspector_agent.schema import InspectionResult, Verdict
 
@@ -130,7 +129,7 @@ def store_upload(source: str | Path, uploads_dir: Path) -> tuple[str, Path]:
     if not dest.exists():
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write_bytes(dest, src.read_bytes())
+            write_bytes_atomic(dest, src.read_bytes())
         except OSError as exc:  # a full or read-only disk: say so, not a traceback
             raise RecordsError(
                 f"the photo could not be saved on the server ({exc.strerror or exc}); "
@@ -307,7 +306,7 @@ class RecordStore:
                 values = {**r.__dict__, "defects": ";".join(r.labels), "feedback": mark}
                 writer.writerow([values[c] for c in CSV_COLUMNS])
 
-        _atomic_write_text(Path(path), write, newline="")
+        write_atomic(path, write, text=True, newline="")
         return len(rows)
 
     def export_corrections_jsonl(self, path: str | Path, *, include_confirmed: bool = True) -> int:
@@ -329,7 +328,7 @@ class RecordStore:
             for example in examples:
                 handle.write(json.dumps(example) + "\n")
 
-        _atomic_write_text(Path(path), write)
+        write_atomic(path, write, text=True)
         return len(examples)
 
     def _select(self, where: str, params: tuple[Any, ...], *, limit: int) -> list[Inspection]:
@@ -393,26 +392,3 @@ def _iso(value: str) -> str:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def _atomic_write_text(path: Path, write: Any, newline: str | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

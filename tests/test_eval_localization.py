@@ -82,6 +82,21 @@ def test_cli_writes_json(data_dir: Path, tmp_path: Path, capsys) -> None:
     assert main(["eval", "localization", str(tmp_path / "missing"), "--json", str(out)]) == 2
 
 
+def test_cli_refuses_a_folder_for_the_report_before_evaluating(
+    data_dir: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import inspector_agent.evaluation.localization as localization
+
+    def never(*_args, **_kwargs):
+        raise AssertionError("evaluated although the report could not be written")
+
+    monkeypatch.setattr(localization, "evaluate", never)
+    argv = ["--data-dir", str(tmp_path / "d"), "eval", "localization", str(data_dir)]
+    assert main([*argv, "--json", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
 class BoxOnly:
     """A grounder that answers like the model grounders: boxes (here the true ones), no mask."""
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from inspector_agent.atomic_files import write_text_atomic
 from inspector_agent.errors import InspectorError
 from inspector_agent.settings import Settings
 
@@ -24,9 +25,20 @@ def register(subparsers: Any) -> None:
     loc = group.add_parser("localization", help="AUROC, AUPRO, box IoU and F1 on MVTec-style data")
     loc.add_argument("data_dir", metavar="DATA_DIR", help="folder of categories (or one category)")
     loc.add_argument("--categories", help="comma-separated category names (default: all)")
-    loc.add_argument("--shots", type=int, default=4, help="references sampled from train/good")
+    loc.add_argument(
+        "--shots",
+        type=int,
+        default=4,
+        help="references sampled from train/good (default 4; 0, or more than there are: all)",
+    )
     loc.add_argument("--seed", type=int, default=0, help="seed of the reference sampling")
-    loc.add_argument("--json", dest="json_out", required=True, metavar="OUT.json")
+    loc.add_argument(
+        "--json",
+        dest="json_out",
+        required=True,
+        metavar="OUT.json",
+        help="write the metrics here: {categories: {name: {...}}, overall: {...}, config: {...}}",
+    )
     loc.add_argument("--plots", metavar="DIR", help="write ROC curves and example overlays here")
     loc.add_argument(
         "--by-defect",
@@ -67,6 +79,9 @@ def run_localization(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.with_overrides(
         torch_threads=args.threads, model_path=args.model, model_url=args.model_url
     )
+    out = Path(args.json_out)
+    if out.is_dir():  # checked before the evaluation, whose results would otherwise be lost
+        raise EvalInputError(f"{out}: is a folder; --json takes a file name")
     grounder = make_grounder(args.grounder, settings)
     try:
         report = evaluate(
@@ -80,9 +95,6 @@ def run_localization(args: argparse.Namespace, settings: Settings) -> int:
         )
     except FileNotFoundError as exc:
         raise EvalInputError(str(exc)) from None
-    out = Path(args.json_out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(_clean(report), indent=2) + "\n", encoding="utf-8")
     rows = {**report["categories"], "overall": report["overall"]}
     metrics = list(report["overall"])
     print("category".ljust(16) + "".join(m[:14].rjust(15) for m in metrics), file=sys.stderr)
@@ -91,6 +103,10 @@ def run_localization(args: argparse.Namespace, settings: Settings) -> int:
         print(name[:15].ljust(16) + cells, file=sys.stderr)
     if args.by_defect:
         _print_defect_types(report["defect_types"])
+    try:  # after the table, so a failed write still shows the numbers
+        write_text_atomic(out, json.dumps(_clean(report), indent=2) + "\n")
+    except OSError as exc:
+        raise EvalInputError(f"{out}: cannot write the report ({exc.strerror or exc})") from None
     return 0
 
 

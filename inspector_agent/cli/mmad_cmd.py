@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from inspector_agent.atomic_files import write_text_atomic
 from inspector_agent.settings import Settings
 
 
@@ -44,6 +45,8 @@ def run_mmad(args: argparse.Namespace, settings: Settings) -> int:
             raise MmadError(problem)
     else:
         backend = local_backend(settings, max_new_tokens=args.max_tokens)
+    if args.json_out and Path(args.json_out).is_dir():  # before the questions are asked
+        raise MmadError(f"{args.json_out}: is a folder; --json takes a file name")
     total = len(load_questions(args.mmad_json, args.limit))
     with tqdm(total=total, desc="mmad", unit="q", file=sys.stderr) as bar:
         report = evaluate_mmad(
@@ -57,13 +60,14 @@ def run_mmad(args: argparse.Namespace, settings: Settings) -> int:
             on_done=lambda _: bar.update(),
         )
     data = report.to_dict()
-    if args.json_out:
-        out = Path(args.json_out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     for task, value in data["tasks"].items():
         print(f"{task:28s}{value:8.2f}")
     print(f"{'average':28s}{data['average']:8.2f}  ({report.questions} questions)")
     for error in data["errors"]:
         print(f"error: {error}", file=sys.stderr)
+    if args.json_out:  # after the table, so a failed write still shows the numbers
+        try:
+            write_text_atomic(args.json_out, json.dumps(data, indent=2) + "\n")
+        except OSError as exc:
+            raise MmadError(f"{args.json_out}: cannot write the report ({exc.strerror})") from None
     return 0

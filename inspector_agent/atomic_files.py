@@ -1,0 +1,42 @@
+"""Files written whole or not at all: a temporary file beside the target, then a rename."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+
+def write_atomic(
+    path: str | Path, write: Callable[[IO[Any]], object], *, text: bool, newline: str | None = None
+) -> Path:
+    """Call ``write(handle)`` on a temporary file in ``path``'s folder, then rename it to ``path``.
+
+    Parent folders are created. On any failure the temporary file is removed and ``path`` keeps
+    its previous content (or stays absent); the exception propagates.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        mode = "w" if text else "wb"
+        encoding = "utf-8" if text else None
+        with os.fdopen(fd, mode, encoding=encoding, newline=newline if text else None) as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """``data`` to ``path``, whole or not at all."""
+    return write_atomic(path, lambda handle: handle.write(data), text=False)
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """UTF-8 ``text`` to ``path``, whole or not at all."""
+    return write_atomic(path, lambda handle: handle.write(text), text=True)
