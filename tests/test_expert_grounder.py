@@ -169,6 +169,27 @@ def test_a_ring_shaped_response_is_outlined_whole(settings: Settings) -> None:
     assert len(boxes_from_mask(grounder._mask(dots.astype(np.float32)))) == 2
 
 
+def test_a_lone_defect_outranks_crests_of_a_rough_backdrop(settings: Settings) -> None:
+    """Glints on a textured backdrop stand as high as the defect but no higher than their
+    neighbours; the second box goes to the defect, the first to the strongest response."""
+    grounder = ExpertGrounder(settings, replace(SMALL, detail_area=1.0, max_regions=2))
+    y, x = np.mgrid[0:200, 0:200].astype(float)
+    rng = np.random.default_rng(0)
+    crests = np.zeros_like(y)
+    for cy in range(146, 200, 12):
+        for cx in range(6, 200, 12):
+            height = rng.uniform(0.95, 1.0)
+            crests = np.maximum(crests, height * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / 8))
+    backdrop = np.where(y >= 140, 0.3 + 0.7 * crests, 0.0)
+    defect = 0.9 * np.exp(-((y - 50) ** 2 + (x - 100) ** 2) / 32)
+    amap = np.maximum(backdrop, defect).astype(np.float32)
+    boxes = boxes_from_mask(grounder._mask(amap))
+    assert len(boxes) == 2
+    assert max(iou(b, Box(96, 46, 105, 55)) for b in boxes) > 0.3  # the defect is outlined
+    strongest = np.unravel_index(int(np.argmax(amap)), amap.shape)
+    assert any(b.y1 <= strongest[0] <= b.y2 and b.x1 <= strongest[1] <= b.x2 for b in boxes)
+
+
 def test_reference_rewritten_in_place_is_read_again(
     settings: Settings, category: Path, tmp_path: Path
 ) -> None:

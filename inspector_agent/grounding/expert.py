@@ -59,7 +59,9 @@ class ExpertConfig:
     mask_quantile: float = 0.999  # calibrated pixel level: this quantile of reference maps
     region_fraction: float = 0.5  # candidate regions: above this share from median to peak
     peak_fraction: float = 0.7  # each region is cut at this share from median to its own peak
-    max_regions: int = 3  # keep the regions with the highest peaks
+    max_regions: int = 3  # keep the highest peak's region and the most prominent others
+    prominence_window: float = 0.15  # others rank by height above their surroundings, this
+    # share of the map's shorter side wide (README, "Boxes on a rough backdrop")
     detail_area: float = 2.0  # heatmap, mask and boxes from a pass at this multiple of `pixels`
 
     def key(self) -> str:
@@ -354,9 +356,12 @@ class ExpertGrounder:
         """The most anomalous regions of the map, whatever the verdict (scale-free).
 
         The query's median is its normal level. Candidate regions lie above ``region_fraction``
-        of the way from that level to the global peak; the ``max_regions`` with the highest
-        peaks are kept, each cut at ``peak_fraction`` of the way to its own peak, so a box
-        follows the blob around each maximum rather than a fixed calibrated level (which
+        of the way from that level to the global peak. The region of the global peak is kept,
+        and the other ``max_regions - 1`` that stand highest above their surroundings (the map
+        minus its grey opening, ``prominence_window`` wide): a lone defect on a quiet part
+        outranks a crest of a rough backdrop (a glinting cloth) that is as high but no higher
+        than its neighbours. Each is cut at ``peak_fraction`` of the way to its own peak, so a
+        box follows the blob around each maximum rather than a fixed calibrated level (which
         misses most real defects whose maps stay below the references' extreme quantile).
         Where one region's cut leaves several pieces (the rim of a large uniform defect lights
         up, its inside matches plain surface), the region is outlined by their convex hull.
@@ -367,9 +372,14 @@ class ExpertGrounder:
             return np.zeros(amap.shape, bool)
         cfg = self.config
         labels, n = ndimage.label(amap >= base + cfg.region_fraction * (peak - base), eight)
-        peaks = np.asarray(ndimage.maximum(amap, labels, np.arange(1, n + 1)), float)
+        index = np.arange(1, n + 1)
+        peaks = np.asarray(ndimage.maximum(amap, labels, index), float)
+        side = max(3, int(cfg.prominence_window * min(amap.shape)) | 1)
+        prominence = amap - ndimage.grey_opening(amap, size=(side, side))
+        rank = np.asarray(ndimage.maximum(prominence, labels, index), float)
+        rank[np.argmax(peaks)] = np.inf  # the strongest response is always outlined
         keep = np.zeros(n + 1, bool)
-        keep[np.argsort(-peaks)[: cfg.max_regions] + 1] = True
+        keep[np.argsort(-rank)[: cfg.max_regions] + 1] = True
         own = np.r_[np.inf, peaks][labels]
         cores = keep[labels] & (amap >= base + cfg.peak_fraction * (own - base))
         for region in np.flatnonzero(keep):
