@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from test_agent_fixtures import SPEC, make_product, write_query
 
-from inspector_agent import records as records_module
+from inspector_agent import atomic_files
 from inspector_agent.agent.context import build_context
 from inspector_agent.agent.service import InspectorAgent
 from inspector_agent.cli import main
@@ -275,7 +275,7 @@ def test_disk_full_while_saving_an_upload(
         handle = real_fdopen(fd, mode, *args, **kwargs)
         return FullDisk(handle) if mode == "wb" else handle
 
-    monkeypatch.setattr(records_module.os, "fdopen", fdopen)
+    monkeypatch.setattr(atomic_files.os, "fdopen", fdopen)  # the one whole-or-nothing writer
     query = write_query(tmp_path, "q.png", True)
     with pytest.raises(InspectorError) as caught:
         agent.ask("t", "Is this part OK?", query, product="bracket")
