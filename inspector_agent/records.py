@@ -128,8 +128,7 @@ def store_upload(source: str | Path, uploads_dir: Path) -> tuple[str, Path]:
     dest = uploads_dir / digest[:2] / f"{digest}{src.suffix.lower()[:6]}"
     if not dest.exists():
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            write_bytes_atomic(dest, src.read_bytes())
+            write_bytes_atomic(dest, src.read_bytes())  # creates the folder too
         except OSError as exc:  # a full or read-only disk: say so, not a traceback
             raise RecordsError(
                 f"the photo could not be saved on the server ({exc.strerror or exc}); "

@@ -69,5 +69,7 @@ def run_mmad(args: argparse.Namespace, settings: Settings) -> int:
         try:
             write_text_atomic(args.json_out, json.dumps(data, indent=2) + "\n")
         except OSError as exc:
-            raise MmadError(f"{args.json_out}: cannot write the report ({exc.strerror})") from None
+            raise MmadError(
+                f"{args.json_out}: cannot write the report ({exc.strerror or exc})"
+            ) from None
     return 0
