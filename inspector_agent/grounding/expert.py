@@ -374,19 +374,23 @@ class ExpertGrounder:
         labels, n = ndimage.label(amap >= base + cfg.region_fraction * (peak - base), eight)
         index = np.arange(1, n + 1)
         peaks = np.asarray(ndimage.maximum(amap, labels, index), float)
-        side = max(3, int(cfg.prominence_window * min(amap.shape)) | 1)
-        prominence = amap - ndimage.grey_opening(amap, size=(side, side))
-        rank = np.asarray(ndimage.maximum(prominence, labels, index), float)
-        rank[np.argmax(peaks)] = np.inf  # the strongest response is always outlined
         keep = np.zeros(n + 1, bool)
-        keep[np.argsort(-rank)[: cfg.max_regions] + 1] = True
+        if n <= cfg.max_regions:  # every region is kept: no ranking needed
+            keep[1:] = True
+        else:
+            side = max(3, int(cfg.prominence_window * min(amap.shape)) | 1)
+            prominence = amap - ndimage.grey_opening(amap, size=(side, side))
+            rank = np.asarray(ndimage.maximum(prominence, labels, index), float)
+            rank[np.argmax(peaks)] = np.inf  # the strongest response is always outlined
+            keep[np.argsort(-rank)[: cfg.max_regions] + 1] = True
         own = np.r_[np.inf, peaks][labels]
         cores = keep[labels] & (amap >= base + cfg.peak_fraction * (own - base))
+        outline = cores.copy()  # hulls go here, so one region's hull never joins another's pieces
         for region in np.flatnonzero(keep):
             pieces = cores & (labels == region)
             if mask_components(pieces)[1] > 1:
-                cores |= convex_hull_mask(pieces)
-        return cores
+                outline |= convex_hull_mask(pieces)
+        return outline
 
 
 def _same_aspect(size: tuple[int, int], grid: tuple[int, ...]) -> bool:
