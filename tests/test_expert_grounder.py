@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from scipy import ndimage
 
@@ -222,3 +223,39 @@ def test_mirrored_context_makes_border_features_match_the_uncropped_scene(
         assert cells.shape == truth.shape
         border[context] = float((cells - truth).norm(dim=0).numpy()[ring].mean())
     assert border[4] < 0.8 * border[0]
+
+
+def _tile(rng: np.random.Generator, height: int, width: int) -> Image.Image:
+    """A stripe tile whose brightness varies from part to part (unaligned: sizes differ)."""
+    x = np.arange(width)
+    base = 120 + 40 * np.sin(x / 3.0)[None, :] + rng.normal(0, 4, (height, width))
+    gray = base * rng.uniform(0.6, 1.4)
+    return Image.fromarray(np.clip(np.repeat(gray[..., None], 3, 2), 0, 255).astype(np.uint8))
+
+
+def test_unaligned_parts_are_matched_in_whitened_features(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The verdict pass of a global bank matches whitened features. Each reference is scored
+    under a whitening fitted without it, so new good parts score like the references did: a
+    whitening fitted on the scored reference too set the threshold below every good part."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (h, w) in enumerate([(96, 110), (110, 96), (100, 100), (90, 120)]):
+        paths.append(tmp_path / f"ref{i}.png")
+        _tile(rng, h, w).save(paths[-1])
+    config = ExpertConfig(pixels=96 * 96, max_bank=800)
+    grounder = ExpertGrounder(settings, config)
+    bank = grounder.memory_bank(paths)
+    channels = bank.bank.shape[1]
+    assert bank.calibration.mode == "global" and bank.whitening.shape == (channels, channels)
+    assert grounder._detail.memory_bank(paths).whitening is None  # the outline pass: plain
+    reloaded = ExpertGrounder(settings, config).memory_bank(paths)
+    assert torch.equal(reloaded.whitening, bank.whitening)
+    refs = ReferenceSet("tile", paths)
+    scores = [
+        grounder.ground(GroundingRequest(_tile(rng, 100, 104), refs)).pred_score for _ in "abc"
+    ]
+    assert float(np.median(scores)) < bank.calibration.image_threshold
+    plain = ExpertGrounder(settings, replace(config, whiten=False)).memory_bank(paths)
+    assert plain.whitening is None

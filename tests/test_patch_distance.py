@@ -1,5 +1,5 @@
-"""Aligned patch matching: the tiled matrix-product search equals a direct search; the closest
-references are the ones retrieved."""
+"""Patch matching: the tiled matrix-product search equals a direct search; the closest
+references are the ones retrieved; whitened matching discounts what good parts vary in."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from inspector_agent.grounding.features import nearest_grids, positional_distance
+from inspector_agent.grounding.features import (
+    knn_distance,
+    nearest_grids,
+    positional_distance,
+    transform,
+    whitening,
+)
 
 
 def _direct(query: np.ndarray, refs: np.ndarray, radius: int) -> np.ndarray:
@@ -49,3 +55,37 @@ def test_nearest_grids_keeps_the_references_closest_to_the_query() -> None:
     picked = nearest_grids(query, grids, 3)
     assert sorted(float(g.mean()) for g in picked) == [1.0, 2.0, 3.0]
     assert torch.equal(nearest_grids(query, grids, 5), grids)
+
+
+def test_whitened_patches_have_unit_covariance() -> None:
+    gen = torch.Generator().manual_seed(0)
+    patches = torch.randn(4000, 6, generator=gen) @ torch.randn(6, 6, generator=gen)
+    white = transform(patches, whitening(patches, 0.0))
+    cov = torch.cov(white.T)
+    torch.testing.assert_close(cov / cov.diagonal().mean(), torch.eye(6), atol=0.02, rtol=0)
+    shrunk = whitening(patches, 1.0)  # full shrinkage: every direction counts alike
+    torch.testing.assert_close(shrunk / shrunk[0, 0], torch.eye(6), atol=1e-4, rtol=0)
+    grid = patches[:12].T.reshape(6, 3, 4)  # a (C, H, W) grid is mapped patch by patch
+    torch.testing.assert_close(transform(grid, shrunk).reshape(6, -1).T, patches[:12] @ shrunk.T)
+
+
+def test_whitened_matching_discounts_what_good_parts_vary_in() -> None:
+    """References vary widely in a few feature directions (brightness, say) and barely in the
+    rest. A good part far out along those directions is nearer than a small change in a
+    direction no reference varies in, once distances are whitened; in plain distances, the
+    other way round."""
+    gen = torch.Generator().manual_seed(1)
+    spread = torch.ones(8)
+    spread[:2] = 10.0
+    refs = torch.randn(2000, 8, generator=gen) * spread * 0.1
+    good = torch.randn(200, 8, generator=gen) * spread * 0.1
+    bad = good.clone()
+    bad[:, -1] += 0.8  # eight times the references' spread in that direction
+    good[:, :2] *= 3.0  # good parts further out along the directions references vary in
+    plain = [knn_distance(x, refs).mean() for x in (good, bad)]
+    matrix = whitening(refs, 0.1)
+    white = [
+        knn_distance(transform(x, matrix), transform(refs, matrix)).mean() for x in (good, bad)
+    ]
+    assert plain[0] > 1.3 * plain[1]
+    assert white[1] > 1.3 * white[0]

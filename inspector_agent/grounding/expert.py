@@ -2,7 +2,8 @@
 
 PatchCore / AnomalyDINO on EfficientNet-Lite0 features. Aligned products (references whose
 patches find their nearest neighbour at the same place) are matched position by position;
-unaligned ones against a global memory bank augmented with flips and coreset-subsampled.
+unaligned ones against a global memory bank augmented with flips and coreset-subsampled, in
+features whitened by the references' own patch covariance for the verdict.
 The image threshold and the mask threshold come from leave-one-out scores of the references
 against each other, never from defect labels. The verdict comes from this map, on images
 mirrored a few cells beyond their edges so border patches are not judged on the network's
@@ -53,6 +54,9 @@ class ExpertConfig:
     detail_max_aligned: int = 3  # aligned: the outline pass matches only the 3 closest
     aligned_min_fraction: float = 0.5  # auto: share of patches whose NN lies in the window
     max_bank: int = 6000  # global memory bank size after coreset subsampling
+    whiten: bool = True  # global, verdict pass: Mahalanobis matching (README, "Whitened
+    # features for unaligned parts")
+    whiten_shrinkage: float = 0.1  # share by which the references' patch covariance is shrunk
     top_k: float = 0.01  # image score: mean of the top 1% of the map
     context: int = 4  # verdict pass: grid cells of image mirrored around each side
     sigma: float = 4.0  # Gaussian smoothing of the map, model pixels
@@ -99,6 +103,7 @@ class MemoryBank:
     bank: torch.Tensor  # (N, C) global bank
     calibration: ExpertCalibration
     baseline: torch.Tensor | None = None  # aligned: mean reference map, subtracted per position
+    whitening: torch.Tensor | None = None  # global: (C, C) map applied to every patch feature
 
 
 @lru_cache(maxsize=4096)
@@ -138,6 +143,7 @@ class ExpertGrounder:
                 pixels=round(self.config.pixels * self.config.detail_area),
                 detail_area=1.0,
                 context=0,  # mirrored borders help the verdict, not the outline (README)
+                whiten=False,  # whitening helps the verdict, not the outline (README)
                 radius=self.config.detail_radius,  # a wide window loosens outlines (README)
                 max_aligned=self.config.detail_max_aligned,  # as calibrated at K = 4 (README)
             )
@@ -181,7 +187,9 @@ class ExpertGrounder:
         if file.is_file():
             data = torch.load(file, weights_only=True)
             cal = ExpertCalibration(**data["calibration"])
-            bank = MemoryBank(data["grids"], data["bank"], cal, data.get("baseline"))
+            bank = MemoryBank(
+                data["grids"], data["bank"], cal, data.get("baseline"), data.get("whitening")
+            )
         else:
             bank = self._build(paths)
             file.parent.mkdir(parents=True, exist_ok=True)
@@ -192,6 +200,7 @@ class ExpertGrounder:
                     "bank": bank.bank,
                     "calibration": asdict(bank.calibration),
                     "baseline": bank.baseline,
+                    "whitening": bank.whitening,
                 },
                 tmp,
             )
@@ -220,18 +229,17 @@ class ExpertGrounder:
             mode = (
                 "aligned" if len(sizes) == 1 and fraction >= cfg.aligned_min_fraction else "global"
             )
-        flat, owner = [], []
+        rows = torch.empty(0, grids.shape[1])
+        owners = torch.empty(0, dtype=torch.long)
+        plain: list[torch.Tensor] = []
+        whitening = None
         if mode == "global":
-            for i, im in enumerate(images):
-                for view in feat.flip_views(im):
-                    f = self._features(view, scale).flatten(1).T
-                    flat.append(f)
-                    owner.append(torch.full((f.shape[0],), i))
-        bank = torch.cat(flat) if flat else torch.empty(0, grids.shape[1])
-        owners = torch.cat(owner) if owner else torch.empty(0, dtype=torch.long)
-        if bank.shape[0] > cfg.max_bank:
-            keep = feat.greedy_coreset(bank, cfg.max_bank)
-            bank, owners = bank[keep], owners[keep]
+            rows, owners, plain = self._global_rows(images, scale)
+            if cfg.whiten:  # from the references as taken, not their flips
+                whitening = feat.whitening(_patches(plain), cfg.whiten_shrinkage)
+            if rows.shape[0] > cfg.max_bank:
+                keep = feat.greedy_coreset(feat.transform(rows, whitening), cfg.max_bank)
+                rows, owners = rows[keep], owners[keep]
         maps = []
         for i in range(len(images)):  # leave-one-out maps of each reference against the others
             if len(images) == 1:
@@ -242,9 +250,16 @@ class ExpertGrounder:
                 )
                 raw = feat.positional_distance(grids[i], others, cfg.radius)
             else:
-                f = self._features(images[i], scale)
-                raw = feat.knn_distance(f.flatten(1).T, bank[owners != i]).reshape(f.shape[1:])
+                metric = whitening
+                if metric is not None:  # the left-out reference must not shape its own metric
+                    metric = feat.whitening(
+                        _patches(plain[:i] + plain[i + 1 :]), cfg.whiten_shrinkage
+                    )
+                query = feat.transform(plain[i].flatten(1).T, metric)
+                pool = feat.transform(rows[owners != i], metric)
+                raw = feat.knn_distance(query, pool).reshape(plain[i].shape[1:])
             maps.append(self._smooth(raw))
+        bank = feat.transform(rows, whitening)
         baseline, relative = None, maps
         if (cfg.normalize or cfg.relative_decisions) and mode == "aligned" and len(maps) > 2:
             total = np.sum(maps, axis=0)
@@ -265,7 +280,22 @@ class ExpertGrounder:
             aligned_fraction=float(fraction),
             config_key=cfg.key(),
         )
-        return MemoryBank(grids, bank, calibration, baseline)
+        return MemoryBank(grids, bank, calibration, baseline, whitening)
+
+    def _global_rows(
+        self, images: list[Image.Image], scale: float
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """Patch rows (N, C) of every reference and its flips, the index of the reference each
+        row came from, and each reference's own (unflipped) features (C, h, w)."""
+        rows, owners, plain = [], [], []
+        for i, image in enumerate(images):
+            for v, view in enumerate(feat.flip_views(image)):
+                f = self._features(view, scale)
+                if v == 0:
+                    plain.append(f)
+                rows.append(f.flatten(1).T)
+                owners.append(torch.full((rows[-1].shape[0],), i))
+        return torch.cat(rows), torch.cat(owners), plain
 
     # ---- scoring ------------------------------------------------------------------------
     def _smooth(self, raw: torch.Tensor) -> np.ndarray:
@@ -299,7 +329,7 @@ class ExpertGrounder:
             return (relative if cfg.normalize else amap), (
                 relative if cfg.relative_decisions else amap
             )
-        f = self._features(image, cal.scale)
+        f = feat.transform(self._features(image, cal.scale), bank.whitening)
         pool = (
             bank.bank
             if bank.bank.shape[0]
@@ -391,6 +421,11 @@ class ExpertGrounder:
             if mask_components(pieces)[1] > 1:
                 outline |= convex_hull_mask(pieces)
         return outline
+
+
+def _patches(grids: list[torch.Tensor]) -> torch.Tensor:
+    """The patches (N, C) of feature grids (C, h, w) of any sizes."""
+    return torch.cat([g.flatten(1).T for g in grids])
 
 
 def _same_aspect(size: tuple[int, int], grid: tuple[int, ...]) -> bool:

@@ -133,6 +133,29 @@ def greedy_coreset(features: torch.Tensor, size: int, seed: int = 0) -> torch.Te
     return chosen
 
 
+def whitening(patches: torch.Tensor, shrinkage: float) -> torch.Tensor:
+    """(C, C) map under which ``patches`` (N, C) have unit covariance in every direction, after
+    the covariance is shrunk by ``shrinkage`` towards its mean variance (so directions the few
+    references barely sample are not blown up). Distances after it are Mahalanobis distances."""
+    centred = patches - patches.mean(0)
+    cov = centred.T @ centred / max(1, patches.shape[0] - 1)
+    mean_var = torch.diagonal(cov).mean()
+    cov = (1.0 - shrinkage) * cov + shrinkage * mean_var * torch.eye(cov.shape[0])
+    values, vectors = torch.linalg.eigh(cov)
+    scale = (values / values.mean()).clamp_min(1e-6).rsqrt()
+    return (vectors * scale) @ vectors.T
+
+
+def transform(features: torch.Tensor, matrix: torch.Tensor | None) -> torch.Tensor:
+    """Patch features (C, H, W) or rows (N, C) mapped by a (C, C) matrix (None: unchanged)."""
+    if matrix is None:
+        return features
+    if features.dim() == 2:
+        return features @ matrix.T
+    c, h, w = features.shape
+    return (matrix @ features.reshape(c, -1)).reshape(c, h, w)
+
+
 def flip_views(image: Image.Image) -> list[Image.Image]:
     """The image and its flips and half-turn (memory-bank augmentation for unaligned parts)."""
     t = Image.Transpose
