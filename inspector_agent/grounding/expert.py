@@ -19,7 +19,6 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, replace
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +27,11 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy import ndimage
 
-from inspector_agent.geometry import boxes_from_mask, convex_hull_mask, mask_components
+from inspector_agent.geometry import boxes_from_mask
 from inspector_agent.grounding import features as feat
+from inspector_agent.grounding import regions
 from inspector_agent.grounding.base import GroundingError, GroundingRequest, register_grounder
+from inspector_agent.grounding.memory_bank import ExpertCalibration, MemoryBank, content_hash
 from inspector_agent.imaging import load_image
 from inspector_agent.schema import Defect, InspectionResult, Verdict
 from inspector_agent.settings import Settings
@@ -71,52 +72,6 @@ class ExpertConfig:
     def key(self) -> str:
         """A short stable digest of the configuration."""
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
-
-
-@dataclass
-class ExpertCalibration:
-    """What the references taught: matching mode, scale and thresholds (JSON-serialisable)."""
-
-    mode: str
-    scale: float  # model pixels per original pixel
-    image_threshold: float
-    pixel_threshold: float
-    reference_scores: list[float]
-    aligned_fraction: float
-    config_key: str
-
-    def to_dict(self) -> dict:
-        """JSON-ready form, stored with the product."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ExpertCalibration:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
-
-
-@dataclass
-class MemoryBank:
-    """Reference features: per-image grids (aligned) or a flat coreset (global) + calibration."""
-
-    grids: torch.Tensor  # (K, C, H, W) of the unaugmented references at a common size
-    bank: torch.Tensor  # (N, C) global bank
-    calibration: ExpertCalibration
-    baseline: torch.Tensor | None = None  # aligned: mean reference map, subtracted per position
-    whitening: torch.Tensor | None = None  # global: (C, C) map applied to every patch feature
-
-
-@lru_cache(maxsize=4096)
-def _file_digest(path: str, mtime_ns: int, size: int) -> bytes:
-    return hashlib.sha256(Path(path).read_bytes()).digest()
-
-
-def _content_hash(paths: list[Path], config: ExpertConfig) -> str:
-    digest = hashlib.sha256(config.key().encode())
-    for path in sorted(paths, key=str):
-        stat = Path(path).stat()  # a file rewritten in place gets a new mtime: hashed again
-        digest.update(_file_digest(str(path), stat.st_mtime_ns, stat.st_size))
-    return digest.hexdigest()[:24]
 
 
 class ExpertGrounder:
@@ -178,33 +133,17 @@ class ExpertGrounder:
         """The (cached) memory bank and calibration of a reference set (and of the finer pass)."""
         if not paths:
             raise GroundingError("no reference images: add good images of this product first")
-        key = _content_hash(paths, self.config)
+        key = content_hash(paths, self.config.key())
         if key in self._banks:
             return self._banks[key]
         if self._detail is not None:
             self._detail.memory_bank(paths)
         file = self.cache_dir / f"{key}.pt"
         if file.is_file():
-            data = torch.load(file, weights_only=True)
-            cal = ExpertCalibration(**data["calibration"])
-            bank = MemoryBank(
-                data["grids"], data["bank"], cal, data.get("baseline"), data.get("whitening")
-            )
+            bank = MemoryBank.load(file)
         else:
             bank = self._build(paths)
-            file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = file.with_suffix(".tmp")
-            torch.save(
-                {
-                    "grids": bank.grids,
-                    "bank": bank.bank,
-                    "calibration": asdict(bank.calibration),
-                    "baseline": bank.baseline,
-                    "whitening": bank.whitening,
-                },
-                tmp,
-            )
-            tmp.replace(file)
+            bank.save(file)
         self._banks[key] = bank
         return bank
 
@@ -383,44 +322,11 @@ class ExpertGrounder:
         )
 
     def _mask(self, amap: np.ndarray) -> np.ndarray:
-        """The most anomalous regions of the map, whatever the verdict (scale-free).
-
-        The query's median is its normal level. Candidate regions lie above ``region_fraction``
-        of the way from that level to the global peak. The region of the global peak is kept,
-        and the other ``max_regions - 1`` that stand highest above their surroundings (the map
-        minus its grey opening, ``prominence_window`` wide): a lone defect on a quiet part
-        outranks a crest of a rough backdrop (a glinting cloth) that is as high but no higher
-        than its neighbours. Each is cut at ``peak_fraction`` of the way to its own peak, so a
-        box follows the blob around each maximum rather than a fixed calibrated level (which
-        misses most real defects whose maps stay below the references' extreme quantile).
-        Where one region's cut leaves several pieces (the rim of a large uniform defect lights
-        up, its inside matches plain surface), the region is outlined by their convex hull.
-        """
-        eight = np.ones((3, 3), bool)
-        base, peak = float(np.median(amap)), float(amap.max())
-        if not peak > base:
-            return np.zeros(amap.shape, bool)
+        """The most anomalous regions of the map, whatever the verdict (see :mod:`.regions`)."""
         cfg = self.config
-        labels, n = ndimage.label(amap >= base + cfg.region_fraction * (peak - base), eight)
-        index = np.arange(1, n + 1)
-        peaks = np.asarray(ndimage.maximum(amap, labels, index), float)
-        keep = np.zeros(n + 1, bool)
-        if n <= cfg.max_regions:  # every region is kept: no ranking needed
-            keep[1:] = True
-        else:
-            side = max(3, int(cfg.prominence_window * min(amap.shape)) | 1)
-            prominence = amap - ndimage.grey_opening(amap, size=(side, side))
-            rank = np.asarray(ndimage.maximum(prominence, labels, index), float)
-            rank[np.argmax(peaks)] = np.inf  # the strongest response is always outlined
-            keep[np.argsort(-rank)[: cfg.max_regions] + 1] = True
-        own = np.r_[np.inf, peaks][labels]
-        cores = keep[labels] & (amap >= base + cfg.peak_fraction * (own - base))
-        outline = cores.copy()  # hulls go here, so one region's hull never joins another's pieces
-        for region in np.flatnonzero(keep):
-            pieces = cores & (labels == region)
-            if mask_components(pieces)[1] > 1:
-                outline |= convex_hull_mask(pieces)
-        return outline
+        return regions.outline(
+            amap, cfg.region_fraction, cfg.peak_fraction, cfg.max_regions, cfg.prominence_window
+        )
 
 
 def _patches(grids: list[torch.Tensor]) -> torch.Tensor:

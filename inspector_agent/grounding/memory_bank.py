@@ -1,0 +1,84 @@
+"""What a product's references taught the expert grounder: features, calibration, disk cache."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from inspector_agent.atomic_files import write_bytes_atomic
+
+
+@dataclass
+class ExpertCalibration:
+    """What the references taught: matching mode, scale and thresholds (JSON-serialisable)."""
+
+    mode: str
+    scale: float  # model pixels per original pixel
+    image_threshold: float
+    pixel_threshold: float
+    reference_scores: list[float]
+    aligned_fraction: float
+    config_key: str
+
+    def to_dict(self) -> dict:
+        """JSON-ready form, stored with the product."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ExpertCalibration:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+@dataclass
+class MemoryBank:
+    """Reference features: per-image grids (aligned) or a flat coreset (global) + calibration."""
+
+    grids: torch.Tensor  # (K, C, H, W) of the unaugmented references at a common size
+    bank: torch.Tensor  # (N, C) global bank
+    calibration: ExpertCalibration
+    baseline: torch.Tensor | None = None  # aligned: mean reference map, subtracted per position
+    whitening: torch.Tensor | None = None  # global: (C, C) map applied to every patch feature
+
+    def save(self, file: Path) -> None:
+        """Write the bank to ``file``, whole or not at all."""
+        buffer = io.BytesIO()
+        torch.save(
+            {
+                "grids": self.grids,
+                "bank": self.bank,
+                "calibration": asdict(self.calibration),
+                "baseline": self.baseline,
+                "whitening": self.whitening,
+            },
+            buffer,
+        )
+        write_bytes_atomic(file, buffer.getvalue())
+
+    @classmethod
+    def load(cls, file: Path) -> MemoryBank:
+        """Inverse of :meth:`save`."""
+        data = torch.load(file, weights_only=True)
+        calibration = ExpertCalibration(**data["calibration"])
+        return cls(
+            data["grids"], data["bank"], calibration, data.get("baseline"), data.get("whitening")
+        )
+
+
+@lru_cache(maxsize=4096)
+def _file_digest(path: str, mtime_ns: int, size: int) -> bytes:
+    return hashlib.sha256(Path(path).read_bytes()).digest()
+
+
+def content_hash(paths: list[Path], config_key: str) -> str:
+    """Digest of a reference set's file contents and the method configuration (cache key)."""
+    digest = hashlib.sha256(config_key.encode())
+    for path in sorted(paths, key=str):
+        stat = Path(path).stat()  # a file rewritten in place gets a new mtime: hashed again
+        digest.update(_file_digest(str(path), stat.st_mtime_ns, stat.st_size))
+    return digest.hexdigest()[:24]
