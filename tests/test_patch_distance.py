@@ -65,6 +65,7 @@ def test_whitened_patches_have_unit_covariance() -> None:
     torch.testing.assert_close(cov / cov.diagonal().mean(), torch.eye(6), atol=0.02, rtol=0)
     shrunk = whitening(patches, 1.0)  # full shrinkage: every direction counts alike
     torch.testing.assert_close(shrunk / shrunk[0, 0], torch.eye(6), atol=1e-4, rtol=0)
+    torch.testing.assert_close(whitening(torch.ones(50, 6), 0.1), torch.eye(6))  # blank part
     grid = patches[:12].T.reshape(6, 3, 4)  # a (C, H, W) grid is mapped patch by patch
     torch.testing.assert_close(transform(grid, shrunk).reshape(6, -1).T, patches[:12] @ shrunk.T)
 

@@ -140,6 +140,8 @@ def whitening(patches: torch.Tensor, shrinkage: float) -> torch.Tensor:
     centred = patches - patches.mean(0)
     cov = centred.T @ centred / max(1, patches.shape[0] - 1)
     mean_var = torch.diagonal(cov).mean()
+    if not float(mean_var) > 1e-12:  # identical patches (a blank part): nothing to whiten
+        return torch.eye(cov.shape[0])
     cov = (1.0 - shrinkage) * cov + shrinkage * mean_var * torch.eye(cov.shape[0])
     values, vectors = torch.linalg.eigh(cov)
     scale = (values / values.mean()).clamp_min(1e-6).rsqrt()
