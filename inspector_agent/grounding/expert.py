@@ -168,7 +168,7 @@ class ExpertGrounder:
             mode = (
                 "aligned" if len(sizes) == 1 and fraction >= cfg.aligned_min_fraction else "global"
             )
-        rows = torch.empty(0, grids.shape[1])
+        bank = rows = torch.empty(0, grids.shape[1])
         owners = torch.empty(0, dtype=torch.long)
         plain: list[torch.Tensor] = []
         whitening = None
@@ -176,9 +176,10 @@ class ExpertGrounder:
             rows, owners, plain = self._global_rows(images, scale)
             if cfg.whiten:  # from the references as taken, not their flips
                 whitening = feat.whitening(_patches(plain), cfg.whiten_shrinkage)
-            if rows.shape[0] > cfg.max_bank:
-                keep = feat.greedy_coreset(feat.transform(rows, whitening), cfg.max_bank)
-                rows, owners = rows[keep], owners[keep]
+            bank = feat.transform(rows, whitening)
+            if bank.shape[0] > cfg.max_bank:
+                keep = feat.greedy_coreset(bank, cfg.max_bank)
+                rows, owners, bank = rows[keep], owners[keep], bank[keep]
         maps = []
         for i in range(len(images)):  # leave-one-out maps of each reference against the others
             if len(images) == 1:
@@ -198,7 +199,6 @@ class ExpertGrounder:
                 pool = feat.transform(rows[owners != i], metric)
                 raw = feat.knn_distance(query, pool).reshape(plain[i].shape[1:])
             maps.append(self._smooth(raw))
-        bank = feat.transform(rows, whitening)
         baseline, relative = None, maps
         if (cfg.normalize or cfg.relative_decisions) and mode == "aligned" and len(maps) > 2:
             total = np.sum(maps, axis=0)

@@ -64,7 +64,7 @@ class MemoryBank:
     def load(cls, file: Path) -> MemoryBank:
         """Inverse of :meth:`save`."""
         data = torch.load(file, weights_only=True)
-        calibration = ExpertCalibration(**data["calibration"])
+        calibration = ExpertCalibration.from_dict(data["calibration"])
         return cls(
             data["grids"], data["bank"], calibration, data.get("baseline"), data.get("whitening")
         )
