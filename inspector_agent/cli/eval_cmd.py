@@ -18,6 +18,20 @@ class EvalInputError(InspectorError):
     """Bad input to ``inspector eval`` (one line, exit code 2)."""
 
 
+def check_report_path(path: Path) -> None:
+    """Refuse a folder for ``--json`` before any work, whose results would otherwise be lost."""
+    if path.is_dir():
+        raise EvalInputError(f"{path}: is a folder; --json takes a file name")
+
+
+def write_report(path: Path, data: Any) -> None:
+    """``data`` as indented JSON to ``path``, whole or not at all; a failure is one line."""
+    try:
+        write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+    except OSError as exc:
+        raise EvalInputError(f"{path}: cannot write the report ({exc.strerror or exc})") from None
+
+
 def register(subparsers: Any) -> None:
     """Add the ``eval`` command group (``localization``; others may add more actions)."""
     parser = subparsers.add_parser("eval", help="evaluate grounders on benchmark folders")
@@ -80,8 +94,7 @@ def run_localization(args: argparse.Namespace, settings: Settings) -> int:
         torch_threads=args.threads, model_path=args.model, model_url=args.model_url
     )
     out = Path(args.json_out)
-    if out.is_dir():  # checked before the evaluation, whose results would otherwise be lost
-        raise EvalInputError(f"{out}: is a folder; --json takes a file name")
+    check_report_path(out)
     grounder = make_grounder(args.grounder, settings)
     try:
         report = evaluate(
@@ -103,10 +116,7 @@ def run_localization(args: argparse.Namespace, settings: Settings) -> int:
         print(name[:15].ljust(16) + cells, file=sys.stderr)
     if args.by_defect:
         _print_defect_types(report["defect_types"])
-    try:  # after the table, so a failed write still shows the numbers
-        write_text_atomic(out, json.dumps(_clean(report), indent=2) + "\n")
-    except OSError as exc:
-        raise EvalInputError(f"{out}: cannot write the report ({exc.strerror or exc})") from None
+    write_report(out, _clean(report))  # after the table, so a failed write still shows it
     return 0
 
 

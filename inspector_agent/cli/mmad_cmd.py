@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from inspector_agent.atomic_files import write_text_atomic
+from inspector_agent.cli.eval_cmd import check_report_path, write_report
 from inspector_agent.settings import Settings
 
 
@@ -45,8 +44,8 @@ def run_mmad(args: argparse.Namespace, settings: Settings) -> int:
             raise MmadError(problem)
     else:
         backend = local_backend(settings, max_new_tokens=args.max_tokens)
-    if args.json_out and Path(args.json_out).is_dir():  # before the questions are asked
-        raise MmadError(f"{args.json_out}: is a folder; --json takes a file name")
+    if args.json_out:  # before the questions are asked
+        check_report_path(Path(args.json_out))
     total = len(load_questions(args.mmad_json, args.limit))
     with tqdm(total=total, desc="mmad", unit="q", file=sys.stderr) as bar:
         report = evaluate_mmad(
@@ -66,10 +65,5 @@ def run_mmad(args: argparse.Namespace, settings: Settings) -> int:
     for error in data["errors"]:
         print(f"error: {error}", file=sys.stderr)
     if args.json_out:  # after the table, so a failed write still shows the numbers
-        try:
-            write_text_atomic(args.json_out, json.dumps(data, indent=2) + "\n")
-        except OSError as exc:
-            raise MmadError(
-                f"{args.json_out}: cannot write the report ({exc.strerror or exc})"
-            ) from None
+        write_report(Path(args.json_out), data)
     return 0
