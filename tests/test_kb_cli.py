@@ -14,6 +14,7 @@ from inspector_agent.cli import main
 from inspector_agent.kb import KnowledgeBase
 from inspector_agent.settings import Settings
 from knowledge.textures import RENDERERS
+from tests.mvtec_helpers import textured
 
 pytestmark = pytest.mark.slow
 
@@ -71,6 +72,22 @@ def test_kb_commands(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None
     assert code == 2 and err.strip() == "error: unknown product 'nope' (known: test-panel)"
     code, out, _ = _run(capsys, data, "remove", "test-panel")
     assert code == 0 and KnowledgeBase(Settings(data_dir=data)).list_products() == []
+
+
+def test_a_lone_variant_among_the_references_is_reported(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Teaching a product whose good images include one of another colour tells the engineer."""
+    data = tmp_path / "data"
+    folder = make_product(tmp_path / "src", references=4)
+    rng = np.random.default_rng(0)
+    for index in range(4):  # a part that lines up from photo to photo, one of them amber
+        image = textured(rng, 320) * (np.array([1.0, 0.55, 0.25]) if index == 2 else 1.0)
+        Image.fromarray(image.astype(np.uint8)).save(folder / "references" / f"ref_{index}.png")
+    code, out, _ = _run(capsys, data, "add", str(folder))
+    assert code == 0 and "Note: ref_2.png is unlike the other good images" in out
+    code, out, _ = _run(capsys, data, "show", "test-panel")
+    assert "note: ref_2.png is unlike the other good images" in out
 
 
 def test_import_mvtec_category(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from inspector_agent.kb import IngestReport, KnowledgeBase
 from inspector_agent.kb.importers import import_folders, mmad_product_folders, mvtec_product_folder
-from inspector_agent.kb.ingest import Progress
+from inspector_agent.kb.ingest import Progress, coverage_advice
 from inspector_agent.settings import Settings
 
 
@@ -93,6 +93,8 @@ def cmd_show(args: argparse.Namespace, kb: KnowledgeBase) -> int:
         print(
             f"calibration: {cal.get('mode')} matching, image threshold {cal.get('image_threshold', 0):.3f}"
         )
+        if advice := coverage_advice(cal):
+            print(f"note: {advice}")
     return 0
 
 

@@ -5,7 +5,8 @@ patches find their nearest neighbour at the same place) are matched position by 
 unaligned ones against a global memory bank augmented with flips and coreset-subsampled, in
 features whitened by the references' own patch covariance for the verdict.
 The image threshold and the mask threshold come from leave-one-out scores of the references
-against each other, never from defect labels. The verdict comes from this map, on images
+against each other (setting aside a reference unlike all the others, such as the only one of
+a product variant), never from defect labels. The verdict comes from this map, on images
 mirrored a few cells beyond their edges so border patches are not judged on the network's
 padding, with a matching window wide enough for parts that move a little between photos; the
 heatmap, mask and boxes from a second pass at twice the pixels, a narrower window and only the
@@ -31,7 +32,13 @@ from inspector_agent.geometry import boxes_from_mask
 from inspector_agent.grounding import features as feat
 from inspector_agent.grounding import regions
 from inspector_agent.grounding.base import GroundingError, GroundingRequest, register_grounder
-from inspector_agent.grounding.memory_bank import ExpertCalibration, MemoryBank, content_hash
+from inspector_agent.grounding.memory_bank import (
+    ExpertCalibration,
+    MemoryBank,
+    content_hash,
+    image_threshold,
+    reference_order,
+)
 from inspector_agent.imaging import load_image
 from inspector_agent.schema import Defect, InspectionResult, Verdict
 from inspector_agent.settings import Settings
@@ -59,6 +66,8 @@ class ExpertConfig:
     # features for unaligned parts")
     whiten_shrinkage: float = 0.1  # share by which the references' patch covariance is shrunk
     top_k: float = 0.01  # image score: mean of the top 1% of the map
+    outlier_factor: float = 3.0  # aligned: a reference scoring this far above the others'
+    # median does not set the image threshold (README, "A reference unlike the others")
     context: int = 4  # verdict pass: grid cells of image mirrored around each side
     sigma: float = 4.0  # Gaussian smoothing of the map, model pixels
     mask_quantile: float = 0.999  # calibrated pixel level: this quantile of reference maps
@@ -133,6 +142,7 @@ class ExpertGrounder:
         """The (cached) memory bank and calibration of a reference set (and of the finer pass)."""
         if not paths:
             raise GroundingError("no reference images: add good images of this product first")
+        paths = reference_order(paths)
         key = content_hash(paths, self.config.key())
         if key in self._banks:
             return self._banks[key]
@@ -210,16 +220,36 @@ class ExpertGrounder:
             pixel_threshold = float(np.quantile(pixels, cfg.mask_quantile))
         else:  # one reference: no statistics; thresholds will be set from the query map
             scores, pixel_threshold = [], float("inf")
+        relative_scores = baseline is not None and cfg.relative_decisions
+        peers = self._peer_scores(scores, maps) if relative_scores else []
+        threshold, set_aside = image_threshold(scores, peers, cfg.outlier_factor)
         calibration = ExpertCalibration(
             mode=mode,
             scale=scale,
-            image_threshold=float(max(scores)) if scores else float("inf"),
+            image_threshold=threshold,
             pixel_threshold=pixel_threshold,
             reference_scores=[float(s) for s in scores],
             aligned_fraction=float(fraction),
             config_key=cfg.key(),
+            set_aside=set_aside,
         )
         return MemoryBank(grids, bank, calibration, baseline, whitening)
+
+    def _peer_scores(self, scores: list[float], maps: list[np.ndarray]) -> list[float]:
+        """Aligned parts: the relative scores of all references but the highest-scoring one
+        among themselves, each map less the mean map of the others but that one (which, unlike
+        the rest, would lower them all). Empty with fewer than three references.
+
+        Only relative scores are compared this way: plain distances keep a floor of patch noise
+        that squeezes their ratios (README, "A reference unlike the others")."""
+        if len(scores) < 3:
+            return []
+        top = int(np.argmax(scores))
+        rest = [i for i in range(len(scores)) if i != top]
+        return [
+            self._image_score(maps[i] - np.mean([maps[k] for k in rest if k != i], axis=0))
+            for i in rest
+        ]
 
     def _global_rows(
         self, images: list[Image.Image], scale: float
@@ -306,6 +336,11 @@ class ExpertGrounder:
                 defects.append(Defect("anomaly", box, peak, int(inside.sum())))
             defects.sort(key=lambda d: -d.score)
         notes = [f"matching: {cal.mode}", f"references: {len(request.references.paths)}"]
+        odd = cal.set_aside_reference(list(request.references.paths))
+        if odd is not None:
+            notes.append(
+                f"{odd.name} is unlike the other references and does not set the threshold"
+            )
         return InspectionResult(
             verdict=verdict,
             pred_score=score,

@@ -55,10 +55,12 @@ class IngestReport:
         threshold = (
             f", image threshold {cal['image_threshold']:.3f}" if "image_threshold" in cal else ""
         )
+        advice = coverage_advice(cal)
         return (
             f"{self.product_id}: {self.chunks_added} chunks added, {self.chunks_unchanged} unchanged, "
             f"{self.chunks_removed} removed; {self.references} references "
             f"({self.references_added} new){threshold} in {self.seconds:.1f} s"
+            + (f". Note: {advice}." if advice else "")
         )
 
 
@@ -118,7 +120,20 @@ def calibrate(paths: list[Path], settings: Settings) -> dict[str, Any] | None:
         return None
     from inspector_agent.grounding.expert import make_expert
 
-    return make_expert(settings).memory_bank(paths).calibration.to_dict()
+    calibration = make_expert(settings).memory_bank(paths).calibration
+    odd = calibration.set_aside_reference(paths)
+    return calibration.to_dict() | ({"set_aside_reference": odd.name} if odd else {})
+
+
+def coverage_advice(calibration: dict[str, Any] | None) -> str:
+    """A sentence for the engineer when one reference is unlike the others, else ``""``."""
+    name = (calibration or {}).get("set_aside_reference")
+    if not name:
+        return ""
+    return (
+        f"{name} is unlike the other good images, so it does not set the threshold; if the "
+        "product comes in variants, add a few good images of each"
+    )
 
 
 def ingest_product(
