@@ -211,17 +211,21 @@ class ExpertGrounder:
             maps.append(self._smooth(raw))
         baseline, relative = None, maps
         if (cfg.normalize or cfg.relative_decisions) and mode == "aligned" and len(maps) > 2:
-            total = np.sum(maps, axis=0)
-            baseline = torch.from_numpy(total / len(maps))
-            relative = [m - (total - m) / (len(maps) - 1) for m in maps]  # leave-one-out
+            baseline = torch.from_numpy(np.mean(maps, axis=0))
+            relative = _less_the_others(maps)
         if maps:
             scores = [self._image_score(m) for m in (relative if cfg.relative_decisions else maps)]
             pixels = np.concatenate([m.ravel() for m in (relative if cfg.normalize else maps)])
             pixel_threshold = float(np.quantile(pixels, cfg.mask_quantile))
         else:  # one reference: no statistics; thresholds will be set from the query map
             scores, pixel_threshold = [], float("inf")
-        relative_scores = baseline is not None and cfg.relative_decisions
-        peers = self._peer_scores(scores, maps) if relative_scores else []
+        peers: list[
+            float
+        ] = []  # the others' scores among themselves, without the highest-scoring one
+        if baseline is not None and cfg.relative_decisions:  # (plain distances keep a floor of
+            # patch noise that squeezes ratios: README, "A reference unlike the others")
+            top = int(np.argmax(scores))
+            peers = [self._image_score(m) for m in _less_the_others(maps[:top] + maps[top + 1 :])]
         threshold, set_aside = image_threshold(scores, peers, cfg.outlier_factor)
         calibration = ExpertCalibration(
             mode=mode,
@@ -234,22 +238,6 @@ class ExpertGrounder:
             set_aside=set_aside,
         )
         return MemoryBank(grids, bank, calibration, baseline, whitening)
-
-    def _peer_scores(self, scores: list[float], maps: list[np.ndarray]) -> list[float]:
-        """Aligned parts: the relative scores of all references but the highest-scoring one
-        among themselves, each map less the mean map of the others but that one (which, unlike
-        the rest, would lower them all). Empty with fewer than three references.
-
-        Only relative scores are compared this way: plain distances keep a floor of patch noise
-        that squeezes their ratios (README, "A reference unlike the others")."""
-        if len(scores) < 3:
-            return []
-        top = int(np.argmax(scores))
-        rest = [i for i in range(len(scores)) if i != top]
-        return [
-            self._image_score(maps[i] - np.mean([maps[k] for k in rest if k != i], axis=0))
-            for i in rest
-        ]
 
     def _global_rows(
         self, images: list[Image.Image], scale: float
@@ -362,6 +350,12 @@ class ExpertGrounder:
         return regions.outline(
             amap, cfg.region_fraction, cfg.peak_fraction, cfg.max_regions, cfg.prominence_window
         )
+
+
+def _less_the_others(maps: list[np.ndarray]) -> list[np.ndarray]:
+    """Each map less the mean of the others (leave-one-out relative maps)."""
+    total = np.sum(maps, axis=0)
+    return [m - (total - m) / (len(maps) - 1) for m in maps]
 
 
 def _patches(grids: list[torch.Tensor]) -> torch.Tensor:
