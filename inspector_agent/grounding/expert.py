@@ -219,11 +219,11 @@ class ExpertGrounder:
             pixel_threshold = float(np.quantile(pixels, cfg.mask_quantile))
         else:  # one reference: no statistics; thresholds will be set from the query map
             scores, pixel_threshold = [], float("inf")
-        peers: list[
-            float
-        ] = []  # the others' scores among themselves, without the highest-scoring one
-        if baseline is not None and cfg.relative_decisions:  # (plain distances keep a floor of
-            # patch noise that squeezes ratios: README, "A reference unlike the others")
+        # the others' scores among themselves, without the highest-scoring one; aligned parts
+        # only, as plain distances keep a floor of patch noise that squeezes ratios (README,
+        # "A reference unlike the others")
+        peers: list[float] = []
+        if baseline is not None and cfg.relative_decisions:
             top = int(np.argmax(scores))
             peers = [self._image_score(m) for m in _less_the_others(maps[:top] + maps[top + 1 :])]
         threshold, set_aside = image_threshold(scores, peers, cfg.outlier_factor)
