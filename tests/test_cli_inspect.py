@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,27 @@ def test_bad_overlay_path_is_refused_before_inspecting(
     assert code == 2 and out == ""  # no verdict computed, nothing half-written
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "out.gif").exists()
+
+
+def test_human_output_says_when_the_model_server_was_down(
+    capsys, tmp_path: Path, category: Path
+) -> None:
+    """A dead model server: the verdict still comes (from the expert), and the user is told."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    query = next((category / "test/blob").iterdir())
+    code, out, err = _run(
+        capsys,
+        tmp_path,
+        str(query),
+        "--references",
+        str(category / "train/good"),
+        "--grounder",
+        "vlm",
+        "--model-url",
+        f"http://127.0.0.1:{port}/v1",
+    )
+    assert code == 0 and out.startswith(f"{query.name}: defective")
+    assert "  note: The model server is unreachable" in out
+    assert "Answered with the expert grounder instead." in out and not err.strip()

@@ -77,6 +77,8 @@ def _print_human(name: str, result) -> None:
     print(f"{name}: {result.verdict.value} (score {result.pred_score:.3f}, threshold {threshold})")
     for d in result.defects:
         print(f"  {d.label} box={d.box.to_list()} score={d.score:.3f}")
+    for note in result.notes:  # e.g. the model server was down and the expert answered
+        print(f"  note: {note}")
 
 
 def _overlay_folder(option: str | None, target: Path) -> Path | None:
