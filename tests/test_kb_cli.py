@@ -88,6 +88,9 @@ def test_a_lone_variant_among_the_references_is_reported(
     assert code == 0 and "Note: ref_2.png is unlike the other good images" in out
     code, out, _ = _run(capsys, data, "show", "test-panel")
     assert "note: ref_2.png is unlike the other good images" in out
+    scores = [line.split() for line in out.splitlines() if "leave-one-out score" in line]
+    assert [row[0] for row in scores] == [f"ref_{i}.png:" for i in range(4)]
+    assert [row[-1] == "aside)" for row in scores] == [False, False, True, False]
 
 
 def test_import_mvtec_category(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

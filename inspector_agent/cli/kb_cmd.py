@@ -9,6 +9,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from inspector_agent.grounding.memory_bank import reference_order
 from inspector_agent.kb import IngestReport, KnowledgeBase
 from inspector_agent.kb.importers import import_folders, mmad_product_folders, mvtec_product_folder
 from inspector_agent.kb.ingest import Progress, coverage_advice
@@ -82,7 +83,7 @@ def cmd_list(args: argparse.Namespace, kb: KnowledgeBase) -> int:
 
 
 def cmd_show(args: argparse.Namespace, kb: KnowledgeBase) -> int:
-    """A product's manifest, folder and calibration."""
+    """A product's manifest, folder and calibration (each reference's leave-one-out score)."""
     product = kb.get_product(args.product)
     refs = kb.reference_set(args.product)
     print(product.to_yaml().rstrip())
@@ -93,6 +94,13 @@ def cmd_show(args: argparse.Namespace, kb: KnowledgeBase) -> int:
         print(
             f"calibration: {cal.get('mode')} matching, image threshold {cal.get('image_threshold', 0):.3f}"
         )
+        scores = cal.get("reference_scores") or []
+        if len(scores) == len(refs.paths):  # how far each good image is from the others
+            for index, (path, score) in enumerate(
+                zip(reference_order(refs.paths), scores, strict=True)
+            ):
+                aside = "  (set aside)" if index == cal.get("set_aside") else ""
+                print(f"  {path.name}: leave-one-out score {score:.3f}{aside}")
         if advice := coverage_advice(cal):
             print(f"note: {advice}")
     return 0
