@@ -52,8 +52,9 @@ def test_calibration_stored_before_set_aside_existed_still_loads() -> None:
     }
     cal = ExpertCalibration.from_dict(old)
     assert cal.set_aside is None and cal.set_aside_reference([Path("a.png")]) is None
-    assert coverage_advice(old) == ""
-    assert "b.png is unlike" in coverage_advice(old | {"set_aside_reference": "b.png"})
+    refs = [Path("b.png"), Path("a.png")]
+    assert coverage_advice(old, refs) == ""
+    assert "b.png is unlike" in coverage_advice(old | {"set_aside": 1}, refs)
 
 
 def _tinted(image: np.ndarray) -> np.ndarray:

@@ -101,7 +101,7 @@ def cmd_show(args: argparse.Namespace, kb: KnowledgeBase) -> int:
             ):
                 aside = "  (set aside)" if index == cal.get("set_aside") else ""
                 print(f"  {path.name}: leave-one-out score {score:.3f}{aside}")
-        if advice := coverage_advice(cal):
+        if advice := coverage_advice(cal, refs.paths):
             print(f"note: {advice}")
     return 0
 

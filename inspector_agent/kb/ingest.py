@@ -44,6 +44,7 @@ class IngestReport:
     references: int = 0
     references_added: int = 0
     calibration: dict[str, Any] | None = None
+    advice: str = ""  # for the engineer: see :func:`coverage_advice`
     unchanged: bool = False
     seconds: float = 0.0
 
@@ -55,12 +56,11 @@ class IngestReport:
         threshold = (
             f", image threshold {cal['image_threshold']:.3f}" if "image_threshold" in cal else ""
         )
-        advice = coverage_advice(cal)
         return (
             f"{self.product_id}: {self.chunks_added} chunks added, {self.chunks_unchanged} unchanged, "
             f"{self.chunks_removed} removed; {self.references} references "
             f"({self.references_added} new){threshold} in {self.seconds:.1f} s"
-            + (f". Note: {advice}." if advice else "")
+            + (f". Note: {self.advice}." if self.advice else "")
         )
 
 
@@ -120,18 +120,21 @@ def calibrate(paths: list[Path], settings: Settings) -> dict[str, Any] | None:
         return None
     from inspector_agent.grounding.expert import make_expert
 
-    calibration = make_expert(settings).memory_bank(paths).calibration
-    odd = calibration.set_aside_reference(paths)
-    return calibration.to_dict() | ({"set_aside_reference": odd.name} if odd else {})
+    return make_expert(settings).memory_bank(paths).calibration.to_dict()
 
 
-def coverage_advice(calibration: dict[str, Any] | None) -> str:
-    """A sentence for the engineer when one reference is unlike the others, else ``""``."""
-    name = (calibration or {}).get("set_aside_reference")
-    if not name:
+def coverage_advice(calibration: dict[str, Any] | None, paths: list[Path]) -> str:
+    """A sentence for the engineer when one of the references ``paths`` is unlike the others
+    (the calibration set it aside), else ``""``."""
+    if not calibration:
+        return ""
+    from inspector_agent.grounding.memory_bank import ExpertCalibration
+
+    odd = ExpertCalibration.from_dict(calibration).set_aside_reference(paths)
+    if odd is None:
         return ""
     return (
-        f"{name} is unlike the other good images, so it does not set the threshold; if the "
+        f"{odd.name} is unlike the other good images, so it does not set the threshold; if the "
         "product comes in variants, add a few good images of each"
     )
 
@@ -195,9 +198,9 @@ def ingest_product(
     product_dir = settings.products_dir / pid
     _write_files(product, product_dir / version)
     _notify(progress, "calibration", 0, 1)
-    report.calibration = calibrate(
-        [product_dir / version / r.name for r in product.references], settings
-    )
+    paths = [product_dir / version / r.name for r in product.references]
+    report.calibration = calibrate(paths, settings)
+    report.advice = coverage_advice(report.calibration, paths)
     _notify(progress, "calibration", 1, 1)
     live_docs = [d.key for d in product.documents]
     live_images = [r.key for r in product.references]
