@@ -153,6 +153,30 @@ def test_coarse_pass_decides_and_fine_pass_outlines(settings: Settings, category
         assert truth.flat[int(np.argmax(b.anomaly_map))]  # the finer map peaks on the blob
 
 
+def test_a_pass_close_to_the_threshold_asks_for_a_look(settings: Settings, category: Path) -> None:
+    """A good part scoring above the configured share of the threshold gets a close-call note;
+    below it, or flagged defective, none."""
+    refs = _refs(category)
+    good = Image.open(next((category / "test/good").iterdir()))
+    plain = ExpertGrounder(settings, replace(SMALL, detail_area=1.0)).ground(
+        GroundingRequest(good, refs)
+    )
+    share = plain.pred_score / plain.threshold
+    assert plain.verdict == Verdict.OK and 0 < share < 1
+
+    def close_calls(borderline: float, image: Image.Image = good) -> list[str]:
+        grounder = ExpertGrounder(settings, replace(SMALL, detail_area=1.0, borderline=borderline))
+        result = grounder.ground(GroundingRequest(image, refs))
+        return [n for n in result.notes if n.startswith("close call")]
+
+    (note,) = close_calls(share * 0.9)
+    assert f"{plain.pred_score:.3f}" in note and f"{plain.threshold:.3f}" in note
+    assert f" {int(100 * share)}% " in note
+    assert close_calls(share * 1.1) == []
+    blob = Image.open(sorted((category / "test/blob").iterdir())[0])
+    assert close_calls(0.0, blob) == []  # flagged defective: no close call
+
+
 def test_a_ring_shaped_response_is_outlined_whole(settings: Settings) -> None:
     """A large uniform defect lights up at its rim only; its pieces become one outline, while
     separate defects keep their own boxes."""

@@ -77,6 +77,8 @@ class ExpertConfig:
     prominence_window: float = 0.15  # others rank by height above their surroundings, this
     # share of the map's shorter side wide (README, "Boxes on a rough backdrop")
     detail_area: float = 2.0  # heatmap, mask and boxes from a pass at this multiple of `pixels`
+    borderline: float = 0.8  # an OK part scoring above this share of the threshold is a close
+    # call, and the notes ask for a look by eye (README, "Close calls")
 
     def key(self) -> str:
         """A short stable digest of the configuration."""
@@ -324,6 +326,8 @@ class ExpertGrounder:
                 defects.append(Defect("anomaly", box, peak, int(inside.sum())))
             defects.sort(key=lambda d: -d.score)
         notes = [f"matching: {cal.mode}", f"references: {len(request.references.paths)}"]
+        if note := _close_call(verdict, score, cal.image_threshold, self.config.borderline):
+            notes.append(note)
         odd = cal.set_aside_reference(list(request.references.paths))
         if odd is not None:
             notes.append(
@@ -350,6 +354,16 @@ class ExpertGrounder:
         return regions.outline(
             amap, cfg.region_fraction, cfg.peak_fraction, cfg.max_regions, cfg.prominence_window
         )
+
+
+def _close_call(verdict: Verdict, score: float, threshold: float, share: float) -> str | None:
+    """A note for a part passed with a score above ``share`` of a positive, finite threshold."""
+    if verdict != Verdict.OK or not 0 < threshold < float("inf") or score < share * threshold:
+        return None
+    return (
+        f"close call: score {score:.3f} is {int(100 * score / threshold)}% of the threshold "
+        f"{threshold:.3f}; a faint defect is possible, check the part by eye"
+    )
 
 
 def _less_the_others(maps: list[np.ndarray]) -> list[np.ndarray]:
