@@ -21,6 +21,7 @@ MASK_RGB = (255, 32, 32)
 BOX_COLOURS = [(255, 221, 0), (0, 229, 255), (255, 64, 255), (118, 255, 3), (255, 145, 0)]
 OUTLINE_DARK = (0, 0, 0)
 BANNER = {Verdict.OK: (27, 128, 56), Verdict.DEFECTIVE: (196, 28, 36)}
+CLOSE_CALL_BANNER = (176, 96, 0)  # amber: passed, but worth a look
 OVERLAY_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 # Heatmap ramp (dark blue -> cyan -> yellow -> red) as (position, rgb) stops.
 _RAMP = np.array(
@@ -70,9 +71,9 @@ def render_overlay(
         small = np.asarray(Image.fromarray(values, mode="F").resize(size, Image.BILINEAR))
         heat = heatmap_to_image(small, float(values.min()), float(values.max()))
         canvas = Image.blend(canvas, heat, 0.45)
-    shown = result.verdict == Verdict.DEFECTIVE or result.disagreement
+    shown = result.verdict == Verdict.DEFECTIVE or result.disagreement or result.close_call
     if shown and result.pred_mask is not None and np.asarray(result.pred_mask).any():
-        canvas = _tint_mask(canvas, result.pred_mask)  # an OK image's mask is only a candidate
+        canvas = _tint_mask(canvas, result.pred_mask)  # a clear OK's mask is only a candidate
     unit = max(size) / 400.0
     line = max(2, round(unit * 1.5))
     font = ImageFont.load_default(size=max(11, min(48, round(unit * 8))))
@@ -151,10 +152,14 @@ def _with_banner(
     text = f"{verdict}  score {result.pred_score:.2f}"
     if result.defects:
         text += f"  ·  {len(result.defects)} defect{'s' if len(result.defects) > 1 else ''}"
+    colour = BANNER[result.verdict]
+    if result.close_call and result.verdict == Verdict.OK:
+        text += "  ·  close call: check the tinted area"
+        colour = CLOSE_CALL_BANNER
     probe = ImageDraw.Draw(canvas)
     left, top, _, bottom = probe.textbbox((0, 0), text, font=font)
     pad = max(4, line * 2)
-    strip = Image.new("RGB", (canvas.width, bottom - top + 2 * pad), BANNER[result.verdict])
+    strip = Image.new("RGB", (canvas.width, bottom - top + 2 * pad), colour)
     ImageDraw.Draw(strip).text((pad - left, pad - top), text, fill=(255, 255, 255), font=font)
     out = Image.new("RGB", (canvas.width, canvas.height + strip.height))
     out.paste(canvas, (0, 0))

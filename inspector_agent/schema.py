@@ -80,6 +80,7 @@ class InspectionResult:
     parse_status: ParseStatus = ParseStatus.OK
     fell_back: bool = False
     disagreement: bool = False  # fusion: the model and the expert disagree (see notes)
+    close_call: bool = False  # passed, but scored near the threshold: worth a look (see notes)
     notes: list[str] = field(default_factory=list)
     image_size: tuple[int, int] = (0, 0)  # (width, height) of the original image
     anomaly_map: np.ndarray | None = None  # HxW float32 at original size
@@ -104,6 +105,7 @@ class InspectionResult:
             "parse_status": self.parse_status.value,
             "fell_back": self.fell_back,
             "disagreement": self.disagreement,
+            "close_call": self.close_call,
             "notes": list(self.notes),
             "image_size": list(self.image_size),
         }
@@ -123,6 +125,7 @@ class InspectionResult:
             parse_status=ParseStatus(data.get("parse_status", "ok")),
             fell_back=bool(data.get("fell_back", False)),
             disagreement=bool(data.get("disagreement", False)),
+            close_call=bool(data.get("close_call", False)),
             notes=list(data.get("notes", [])),
             image_size=tuple(data.get("image_size", (0, 0))),
         )

@@ -12,7 +12,7 @@ from PIL import Image
 from test_agent_fixtures import make_product, served_app, write_query
 
 from inspector_agent.ui.auth import AuthError, Users, load_users
-from inspector_agent.ui.inspect import parse_defects, run_turn
+from inspector_agent.ui.inspect import badge, parse_defects, run_turn
 from inspector_agent.ui.knowledge import stage_folder
 
 
@@ -156,6 +156,15 @@ def test_correction_parser() -> None:
     ]
     with pytest.raises(Exception, match="line 1"):
         parse_defects("scratch 1 2")
+
+
+def test_badge_marks_a_close_call() -> None:
+    passed = {"verdict": "ok", "pred_score": 0.3}
+    assert "verdict-ok" in badge(passed) and "close call" not in badge(passed)
+    close = badge({**passed, "close_call": True})
+    assert "verdict-close-call" in close and "OK &middot; score 0.30 &middot; close call" in close
+    assert "verdict-defective" in badge({"verdict": "defective", "pred_score": 0.9})
+    assert badge(None) == ""
 
 
 def test_showcase_case_and_demo_photo(served, tmp_path: Path) -> None:

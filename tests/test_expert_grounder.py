@@ -167,7 +167,9 @@ def test_a_pass_close_to_the_threshold_asks_for_a_look(settings: Settings, categ
     def close_calls(borderline: float, image: Image.Image = good) -> list[str]:
         grounder = ExpertGrounder(settings, replace(SMALL, detail_area=1.0, borderline=borderline))
         result = grounder.ground(GroundingRequest(image, refs))
-        return [n for n in result.notes if n.startswith("close call")]
+        notes = [n for n in result.notes if n.startswith("close call")]
+        assert result.close_call == bool(notes) and result.to_dict()["close_call"] == bool(notes)
+        return notes
 
     (note,) = close_calls(share * 0.9)
     assert f"{plain.pred_score:.3f}" in note and f"{plain.threshold:.3f}" in note

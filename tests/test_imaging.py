@@ -6,6 +6,7 @@ import io
 import random
 import struct
 import zlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from PIL import Image
 from inspector_agent.errors import InspectorError
 from inspector_agent.geometry import Box
 from inspector_agent.imaging import ImageError, load_image, resize_for_model, smart_resize
-from inspector_agent.overlay import BANNER, render_overlay
+from inspector_agent.overlay import BANNER, CLOSE_CALL_BANNER, render_overlay
 from inspector_agent.schema import Defect, InspectionResult, Verdict
 
 
@@ -179,6 +180,23 @@ def test_overlay_marks_the_box_at_any_size(size, box):
     assert (pixels[2, drawn.width - 3] == before[2, drawn.width - 3]).all()  # far away: untouched
     assert tuple(pixels[-2, -2]) == BANNER[Verdict.DEFECTIVE]
     assert tuple(before[-2, -2]) == BANNER[Verdict.OK]
+
+
+def test_overlay_shows_where_to_look_on_a_close_call():
+    """A passed part's candidate mask is tinted only on a close call, under an amber banner."""
+    size, box = (400, 300), Box(100, 100, 200, 180)
+    image = Image.new("RGB", size, (120, 120, 120))
+    passed = result_with(box, Verdict.OK, size, mask=True)
+    plain = np.asarray(render_overlay(image, passed), dtype=int)
+    close = np.asarray(render_overlay(image, replace(passed, close_call=True)), dtype=int)
+    scale = close.shape[1] / size[0]
+    cy, cx = round(140 * scale), round(150 * scale)
+    assert (plain[cy, cx] == 120).all()  # a clear pass: the candidate mask is not drawn
+    red, green, _ = close[cy, cx]
+    assert red > green + 50
+    assert tuple(plain[-2, -2]) == BANNER[Verdict.OK]
+    assert tuple(close[-2, -2]) == CLOSE_CALL_BANNER
+    assert InspectionResult.from_dict(replace(passed, close_call=True).to_dict()).close_call
 
 
 def test_overlay_heatmap_is_optional():

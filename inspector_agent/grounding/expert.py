@@ -326,8 +326,9 @@ class ExpertGrounder:
                 defects.append(Defect("anomaly", box, peak, int(inside.sum())))
             defects.sort(key=lambda d: -d.score)
         notes = [f"matching: {cal.mode}", f"references: {len(request.references.paths)}"]
-        if note := _close_call(verdict, score, cal.image_threshold, self.config.borderline):
-            notes.append(note)
+        close_call = _close_call(verdict, score, cal.image_threshold, self.config.borderline)
+        if close_call:
+            notes.append(close_call)
         odd = cal.set_aside_reference(list(request.references.paths))
         if odd is not None:
             notes.append(
@@ -343,6 +344,7 @@ class ExpertGrounder:
             latency_ms=(time.perf_counter() - start) * 1000.0,
             reasoning=f"anomaly score {score:.3f} vs threshold {cal.image_threshold:.3f}",
             notes=notes,
+            close_call=close_call is not None,
             image_size=request.query.size,
             anomaly_map=amap,
             pred_mask=mask,
@@ -362,7 +364,8 @@ def _close_call(verdict: Verdict, score: float, threshold: float, share: float) 
         return None
     return (
         f"close call: score {score:.3f} is {int(100 * score / threshold)}% of the threshold "
-        f"{threshold:.3f}; a faint defect is possible, check the part by eye"
+        f"{threshold:.3f}; a faint defect is possible, check the part by eye where the "
+        "overlay tints it"
     )
 
 

@@ -24,6 +24,7 @@ CSS = """
   text-align: center; color: white}
 .verdict-ok {background: #1b7f3b}
 .verdict-defective {background: #b3261e}
+.verdict-close-call {background: #b06000}
 """
 # Only these folders of the data directory are served to browsers: never the records, thread
 # store, browser secret or Chroma files beside them (any logged-in user could download them).

@@ -23,9 +23,10 @@ def badge(result: dict[str, Any] | None) -> str:
     if not result:
         return ""
     verdict = result["verdict"]
-    return BADGE.format(
-        cls=verdict, text=f"{verdict.upper()} &middot; score {result['pred_score']:.2f}"
-    )
+    text = f"{verdict.upper()} &middot; score {result['pred_score']:.2f}"
+    if result.get("close_call") and verdict == "ok":
+        return BADGE.format(cls="close-call", text=text + " &middot; close call")
+    return BADGE.format(cls=verdict, text=text)
 
 
 def history_from_state(values: dict[str, Any]) -> list[dict[str, Any]]:
