@@ -10,6 +10,8 @@ import pytest
 from PIL import Image
 
 from inspector_agent.cli import main
+from inspector_agent.cli.inspect_cmd import folder_summary
+from inspector_agent.schema import InspectionResult, Verdict
 from tests.mvtec_helpers import make_mvtec
 
 pytestmark = pytest.mark.usefixtures("small_expert")
@@ -53,6 +55,20 @@ def test_folder_gives_one_json_line_per_image(capsys, tmp_path: Path, category: 
     lines = [json.loads(line) for line in out.splitlines()]
     assert len(lines) == 1 and lines[0]["image"].endswith(".png")
     assert "inspect" in err  # the progress bar goes to stderr
+    assert err.rstrip().endswith("inspected 1 image: 1 defective, 0 ok")
+
+
+def test_folder_summary_counts_close_calls_and_unreadable_files() -> None:
+    ok, close = (
+        InspectionResult(Verdict.OK, 0.1),
+        InspectionResult(Verdict.OK, 0.3, close_call=True),
+    )
+    bad = InspectionResult(Verdict.DEFECTIVE, 0.9)
+    assert folder_summary([ok, close, close, bad], 1) == (
+        "inspected 5 images: 1 defective, 2 close calls (ok, worth a look), 1 ok, "
+        "1 could not be read"
+    )
+    assert folder_summary([ok], 0) == "inspected 1 image: 0 defective, 1 ok"
 
 
 @pytest.mark.parametrize("problem", ["missing", "empty", "truncated", "not_image"])

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector_agent.errors import InspectorError
+from inspector_agent.schema import InspectionResult, Verdict
 from inspector_agent.settings import Settings
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
@@ -107,6 +108,19 @@ def _overlay_files(images: list[Path], folder: Path | None) -> dict[Path, Path]:
     }
 
 
+def folder_summary(results: list[InspectionResult], failures: int) -> str:
+    """One line for the end of a folder: how many parts were defective, close calls, OK."""
+    defective = sum(r.verdict == Verdict.DEFECTIVE for r in results)
+    close = sum(r.verdict == Verdict.OK and r.close_call for r in results)
+    parts = [f"{defective} defective", f"{len(results) - defective - close} ok"]
+    if close:
+        parts.insert(1, f"{close} close call{'s' if close > 1 else ''} (ok, worth a look)")
+    if failures:
+        parts.append(f"{failures} could not be read")
+    total = len(results) + failures
+    return f"inspected {total} image{'s' if total != 1 else ''}: " + ", ".join(parts)
+
+
 def _emit(path: Path, image, result, overlay: Path | None) -> None:
     """One JSON line for one image of a folder, its overlay written first."""
     from inspector_agent.overlay import render_overlay, save_overlay
@@ -138,6 +152,7 @@ def _run_batch(
         results = grounder.ground_many(requests, concurrency, lambda _: bar.update())
     for path, request, result in zip(names, requests, results, strict=True):
         _emit(path, request.query, result, overlays.get(path))
+    print(folder_summary(results, failures), file=sys.stderr)
     return 2 if failures else 0
 
 
@@ -169,15 +184,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return _run_batch(grounder, images, refs, max(1, args.concurrency), overlays)
         from tqdm import tqdm
 
-        failures = 0
+        failures, results = 0, []
         for path in tqdm(images, desc="inspect", unit="img", file=sys.stderr):
             try:
                 query = load_image(path)
                 result = grounder.ground(GroundingRequest(query, refs, query_name=path.name))
                 _emit(path, query, result, overlays.get(path))
+                results.append(result)
             except InspectorError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 failures += 1
+        print(folder_summary(results, failures), file=sys.stderr)
         return 2 if failures else 0
     result = grounder.ground(GroundingRequest(image, refs, query_name=target.name))
     if args.json:
