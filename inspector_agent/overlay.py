@@ -153,7 +153,7 @@ def _with_banner(
     if result.defects:
         text += f"  ·  {len(result.defects)} defect{'s' if len(result.defects) > 1 else ''}"
     colour = BANNER[result.verdict]
-    if result.close_call and result.verdict == Verdict.OK:
+    if result.close_call:
         text += "  ·  close call: check the tinted area"
         colour = CLOSE_CALL_BANNER
     probe = ImageDraw.Draw(canvas)

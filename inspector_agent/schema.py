@@ -80,7 +80,7 @@ class InspectionResult:
     parse_status: ParseStatus = ParseStatus.OK
     fell_back: bool = False
     disagreement: bool = False  # fusion: the model and the expert disagree (see notes)
-    close_call: bool = False  # passed, but scored near the threshold: worth a look (see notes)
+    close_call: bool = False  # verdict OK, but scored near the threshold: worth a look (notes)
     notes: list[str] = field(default_factory=list)
     image_size: tuple[int, int] = (0, 0)  # (width, height) of the original image
     anomaly_map: np.ndarray | None = None  # HxW float32 at original size

@@ -164,6 +164,8 @@ def test_a_pass_close_to_the_threshold_asks_for_a_look(settings: Settings, categ
     share = plain.pred_score / plain.threshold
     assert plain.verdict == Verdict.OK and 0 < share < 1
 
+    assert replace(SMALL, borderline=0.5).key() == SMALL.key()  # the banks are shared
+
     def close_calls(borderline: float, image: Image.Image = good) -> list[str]:
         grounder = ExpertGrounder(settings, replace(SMALL, detail_area=1.0, borderline=borderline))
         result = grounder.ground(GroundingRequest(image, refs))

@@ -111,7 +111,7 @@ def _overlay_files(images: list[Path], folder: Path | None) -> dict[Path, Path]:
 def folder_summary(results: list[InspectionResult], failures: int) -> str:
     """One line for the end of a folder: how many parts were defective, close calls, OK."""
     defective = sum(r.verdict == Verdict.DEFECTIVE for r in results)
-    close = sum(r.verdict == Verdict.OK and r.close_call for r in results)
+    close = sum(r.close_call for r in results)
     parts = [f"{defective} defective", f"{len(results) - defective - close} ok"]
     if close:
         parts.insert(1, f"{close} close call{'s' if close > 1 else ''} (ok, worth a look)")

@@ -48,7 +48,8 @@ MODEL_NAME = "efficientnet-lite0-patchnn"
 
 @dataclass(frozen=True)
 class ExpertConfig:
-    """Method settings; every field is part of the cache key."""
+    """Method settings; every field but ``borderline`` (which only words the answer) is part
+    of the cache key."""
 
     pixels: int = 320 * 256  # model-input area of a median-sized reference
     blocks: tuple[int, ...] = (4, 10)  # EfficientNet blocks whose outputs are concatenated
@@ -81,8 +82,10 @@ class ExpertConfig:
     # call, and the notes ask for a look by eye (README, "Close calls")
 
     def key(self) -> str:
-        """A short stable digest of the configuration."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        """A short stable digest of the settings the memory bank and calibration depend on."""
+        fields = asdict(self)
+        del fields["borderline"]
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
 class ExpertGrounder:

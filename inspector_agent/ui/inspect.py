@@ -24,7 +24,7 @@ def badge(result: dict[str, Any] | None) -> str:
         return ""
     verdict = result["verdict"]
     text = f"{verdict.upper()} &middot; score {result['pred_score']:.2f}"
-    if result.get("close_call") and verdict == "ok":
+    if result.get("close_call"):
         return BADGE.format(cls="close-call", text=text + " &middot; close call")
     return BADGE.format(cls=verdict, text=text)
 
