@@ -44,6 +44,9 @@ class Settings:
     torch_threads: int = 1
     max_upload_mb: int = 25
     max_image_pixels: int = 40_000_000
+    # overrides of the expert grounder's method settings: the file's [expert] table, or
+    # INSPECTOR_EXPERT="top_k=0.002,blocks=4 10" (checked when the grounder is built)
+    expert: tuple[tuple[str, Any], ...] = ()
 
     @property
     def cache_dir(self) -> Path:
@@ -86,6 +89,8 @@ _TYPES = {f.name: f.type for f in fields(Settings)}
 def _coerce(name: str, value: Any) -> Any:
     if name not in _TYPES:
         raise SettingsError(f"unknown setting {name!r}")
+    if name == "expert":
+        return _expert_overrides(value)
     kind = str(_TYPES[name])
     if value is None or not isinstance(value, str):
         return Path(value) if "Path" in kind and value is not None else value
@@ -99,6 +104,20 @@ def _coerce(name: str, value: Any) -> Any:
     except ValueError:
         raise SettingsError(f"setting {name} must be a number, got {value!r}") from None
     return value
+
+
+def _expert_overrides(value: Any) -> tuple[tuple[str, Any], ...]:
+    """A table (dict) or ``name=value,name=value`` text as sorted (name, value) pairs."""
+    if isinstance(value, str):
+        pairs = [item.partition("=") for item in value.split(",") if item.strip()]
+        if any(not sep or not key.strip() for key, sep, _ in pairs):
+            raise SettingsError(f"expert settings must read name=value,name=value, got {value!r}")
+        value = {key.strip(): text.strip() for key, _, text in pairs}
+    if isinstance(value, tuple | list):
+        value = dict(value)
+    if not isinstance(value, dict):
+        raise SettingsError(f"the [expert] settings must be a table, got {value!r}")
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in value.items()))
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

@@ -16,10 +16,8 @@ calibration are cached on disk.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +30,7 @@ from inspector_agent.geometry import boxes_from_mask
 from inspector_agent.grounding import features as feat
 from inspector_agent.grounding import regions
 from inspector_agent.grounding.base import GroundingError, GroundingRequest, register_grounder
+from inspector_agent.grounding.expert_config import ExpertConfig, expert_config
 from inspector_agent.grounding.memory_bank import (
     ExpertCalibration,
     MemoryBank,
@@ -46,48 +45,6 @@ from inspector_agent.settings import Settings
 MODEL_NAME = "efficientnet-lite0-patchnn"
 
 
-@dataclass(frozen=True)
-class ExpertConfig:
-    """Method settings; every field but ``borderline`` (which only words the answer) is part
-    of the cache key."""
-
-    pixels: int = 320 * 256  # model-input area of a median-sized reference
-    blocks: tuple[int, ...] = (4, 10)  # EfficientNet blocks whose outputs are concatenated
-    alignment: str = "auto"  # auto | aligned | global
-    radius: int = 4  # aligned search window of the verdict pass, grid cells
-    detail_radius: int = 2  # aligned search window of the outline pass, grid cells
-    alignment_radius: int = 2  # auto: window of the "is this product aligned?" test
-    normalize: bool = False  # aligned: subtract the references' mean map per position
-    relative_decisions: bool = True  # aligned: score and mask from the map minus that mean map
-    max_aligned: int = 5  # aligned: match against the references closest to the query
-    detail_max_aligned: int = 3  # aligned: the outline pass matches only the 3 closest
-    aligned_min_fraction: float = 0.5  # auto: share of patches whose NN lies in the window
-    max_bank: int = 6000  # global memory bank size after coreset subsampling
-    whiten: bool = True  # global, verdict pass: Mahalanobis matching (README, "Whitened
-    # features for unaligned parts")
-    whiten_shrinkage: float = 0.1  # share by which the references' patch covariance is shrunk
-    top_k: float = 0.01  # image score: mean of the top 1% of the map
-    outlier_factor: float = 3.0  # aligned: a reference scoring this far above the others'
-    # median does not set the image threshold (README, "A reference unlike the others")
-    context: int = 4  # verdict pass: grid cells of image mirrored around each side
-    sigma: float = 4.0  # Gaussian smoothing of the map, model pixels
-    mask_quantile: float = 0.999  # calibrated pixel level: this quantile of reference maps
-    region_fraction: float = 0.5  # candidate regions: above this share from median to peak
-    peak_fraction: float = 0.7  # each region is cut at this share from median to its own peak
-    max_regions: int = 3  # keep the highest peak's region and the most prominent others
-    prominence_window: float = 0.15  # others rank by height above their surroundings, this
-    # share of the map's shorter side wide (README, "Boxes on a rough backdrop")
-    detail_area: float = 2.0  # heatmap, mask and boxes from a pass at this multiple of `pixels`
-    borderline: float = 0.8  # an OK part scoring above this share of the threshold is a close
-    # call, and the notes ask for a look by eye (README, "Close calls")
-
-    def key(self) -> str:
-        """A short stable digest of the settings the memory bank and calibration depend on."""
-        fields = asdict(self)
-        del fields["borderline"]
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
-
-
 class ExpertGrounder:
     """Few-shot anomaly heatmaps, masks and boxes against reference images."""
 
@@ -100,7 +57,7 @@ class ExpertGrounder:
         extractor: feat.FeatureExtractor | None = None,
     ) -> None:
         self.settings = settings
-        self.config = config or ExpertConfig()
+        self.config = config or expert_config(dict(settings.expert))
         self.cache_dir = settings.cache_dir / "expert"
         torch.set_num_threads(max(1, int(settings.torch_threads)))
         self.extractor = extractor or feat.FeatureExtractor(self.config.blocks)

@@ -1,0 +1,106 @@
+"""Settings: defaults < TOML file < ``INSPECTOR_*`` environment < flags, and the ``[expert]`` table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from inspector_agent.cli import main
+from inspector_agent.grounding import make_grounder
+from inspector_agent.grounding.expert_config import ExpertConfig, expert_config
+from inspector_agent.settings import Settings, SettingsError, load_settings
+from tests.mvtec_helpers import make_mvtec
+
+
+def _file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "inspector.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_file_then_environment_then_flags(tmp_path: Path, monkeypatch) -> None:
+    config = _file(tmp_path, 'port = 7000\ngrounder = "vlm"\nmodel_timeout_s = 5\n')
+    monkeypatch.delenv("INSPECTOR_GROUNDER", raising=False)
+    monkeypatch.delenv("INSPECTOR_PORT", raising=False)
+    s = load_settings(config)
+    assert (s.port, s.grounder, s.model_timeout_s) == (7000, "vlm", 5.0)
+    monkeypatch.setenv("INSPECTOR_PORT", "7100")
+    assert load_settings(config).port == 7100
+    assert load_settings(config, port=7200).port == 7200
+    monkeypatch.setenv("INSPECTOR_PORT", "seven")
+    with pytest.raises(SettingsError, match="port must be a number"):
+        load_settings(config)
+
+
+def test_unknown_setting_and_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="unknown setting 'prot'"):
+        load_settings(_file(tmp_path, "prot = 1\n"))
+    with pytest.raises(SettingsError, match="cannot read settings file"):
+        load_settings(_file(tmp_path, "port = \n"))
+
+
+def test_expert_table_reaches_the_grounder(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("INSPECTOR_EXPERT", raising=False)
+    text = "[expert]\ntop_k = 0\nblocks = [4, 10, 15]\nwhiten = false\nalignment = 'global'\n"
+    settings = load_settings(_file(tmp_path, text), data_dir=tmp_path / "data")
+    config = make_grounder("expert", settings).config
+    assert (config.top_k, config.blocks, config.whiten, config.alignment) == (
+        0.0,
+        (4, 10, 15),
+        False,
+        "global",
+    )
+    assert config.pixels == ExpertConfig().pixels  # the rest keep their defaults
+    assert config.key() != ExpertConfig().key()  # so banks and calibrations are kept apart
+    assert make_grounder("expert", Settings(data_dir=tmp_path)).config == ExpertConfig()
+
+
+def test_expert_overrides_from_the_environment_are_typed(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("INSPECTOR_EXPERT", "top_k=0.002, sigma=8,whiten=no, blocks=4 10 15")
+    config = expert_config(dict(load_settings().expert))
+    assert (config.top_k, config.sigma, config.whiten, config.blocks) == (
+        0.002,
+        8.0,
+        False,
+        (4, 10, 15),
+    )
+    monkeypatch.setenv("INSPECTOR_EXPERT", "top_k")
+    with pytest.raises(SettingsError, match="name=value"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("topk = 0.01", "unknown expert setting 'topk'; known: .*top_k"),
+        ("top_k = 'abc'", "expert setting top_k must be a number, got 'abc'"),
+        ("max_bank = 10.5", "max_bank must be a whole number"),
+        ("whiten = 'maybe'", "whiten must be true or false"),
+        ("blocks = 4", "blocks must be a list of whole numbers"),
+        ("sigma = true", "sigma must be a number"),
+        ("top_k = nan", "top_k must be a number"),
+    ],
+)
+def test_bad_expert_settings_are_named(tmp_path: Path, table: str, message: str) -> None:
+    settings = load_settings(_file(tmp_path, f"[expert]\n{table}\n"), data_dir=tmp_path)
+    with pytest.raises(SettingsError, match=message):
+        make_grounder("expert", settings)
+
+
+def test_cli_evaluates_with_the_file_config_and_reports_it(tmp_path: Path, capsys) -> None:
+    data = make_mvtec(tmp_path / "mvtec", n_train=3, n_good=1, n_bad=1)
+    config = _file(tmp_path, "[expert]\npixels = 25600\nmax_bank = 800\ntop_k = 0\n")
+    out = tmp_path / "report.json"
+    argv = ["--data-dir", str(tmp_path / "data"), "--config", str(config), "eval"]
+    code = main([*argv, "localization", str(data), "--shots", "3", "--json", str(out)])
+    assert code == 0
+    grounder_config = json.loads(out.read_text())["config"]["grounder_config"]
+    assert (grounder_config["pixels"], grounder_config["top_k"]) == (25600, 0.0)
+
+    _file(tmp_path, "[expert]\npixel = 25600\n")
+    code = main([*argv, "localization", str(data), "--json", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("error: unknown expert setting 'pixel'")
+    assert "Traceback" not in "\n".join(err)
