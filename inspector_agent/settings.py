@@ -6,6 +6,7 @@ environment variables, explicit overrides (command-line flags).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -113,8 +114,9 @@ def _expert_overrides(value: Any) -> tuple[tuple[str, Any], ...]:
         if any(not sep or not key.strip() for key, sep, _ in pairs):
             raise SettingsError(f"expert settings must read name=value,name=value, got {value!r}")
         value = {key.strip(): text.strip() for key, _, text in pairs}
-    if isinstance(value, tuple | list):
-        value = dict(value)
+    if isinstance(value, tuple | list):  # (name, value) pairs, as the field holds them
+        with contextlib.suppress(TypeError, ValueError):
+            value = dict(value)
     if not isinstance(value, dict):
         raise SettingsError(f"the [expert] settings must be a table, got {value!r}")
     return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in value.items()))

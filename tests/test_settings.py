@@ -71,6 +71,12 @@ def test_expert_overrides_from_the_environment_are_typed(tmp_path: Path, monkeyp
         load_settings()
 
 
+def test_an_expert_value_that_is_not_a_table(tmp_path: Path) -> None:
+    for text in ("expert = [1, 2]\n", "expert = 5\n"):
+        with pytest.raises(SettingsError, match=r"\[expert\] settings must be a table"):
+            load_settings(_file(tmp_path, text))
+
+
 @pytest.mark.parametrize(
     ("table", "message"),
     [
