@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,8 @@ def test_expert_table_reaches_the_grounder(tmp_path: Path, monkeypatch) -> None:
     assert config.pixels == ExpertConfig().pixels  # the rest keep their defaults
     assert config.key() != ExpertConfig().key()  # so banks and calibrations are kept apart
     assert make_grounder("expert", Settings(data_dir=tmp_path)).config == ExpertConfig()
+    every_default = {f.name: getattr(ExpertConfig(), f.name) for f in fields(ExpertConfig)}
+    assert expert_config(every_default) == ExpertConfig()  # the defaults pass their own checks
 
 
 def test_expert_overrides_from_the_environment_are_typed(tmp_path: Path, monkeypatch) -> None:
@@ -87,6 +90,11 @@ def test_an_expert_value_that_is_not_a_table(tmp_path: Path) -> None:
         ("blocks = 4", "blocks must be a list of whole numbers"),
         ("sigma = true", "sigma must be a number"),
         ("top_k = nan", "top_k must be a number"),
+        ("alignment = 'globl'", "alignment must be one of auto, aligned, global, got 'globl'"),
+        ("pixels = 0", "pixels must be above 0"),
+        ("top_k = 1.5", "top_k must be between 0 and 1"),
+        ("sigma = -1", "sigma must be 0 or more"),
+        ("blocks = [4, 16]", "blocks must be numbers 0-15"),
     ],
 )
 def test_bad_expert_settings_are_named(tmp_path: Path, table: str, message: str) -> None:

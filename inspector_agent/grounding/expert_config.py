@@ -55,6 +55,26 @@ class ExpertConfig:
 
 
 _KINDS = {f.name: str(f.type) for f in fields(ExpertConfig)}
+_CHOICES = {"alignment": ("auto", "aligned", "global")}
+_POSITIVE = {
+    "pixels",
+    "max_bank",
+    "max_aligned",
+    "detail_max_aligned",
+    "max_regions",
+    "detail_area",
+}
+_SHARES = {
+    "aligned_min_fraction",
+    "whiten_shrinkage",
+    "top_k",
+    "mask_quantile",
+    "region_fraction",
+    "peak_fraction",
+    "prominence_window",
+    "borderline",
+}
+BLOCKS = 16  # EfficientNet-Lite0's blocks, numbered 0-15
 
 
 def expert_config(overrides: Mapping[str, Any]) -> ExpertConfig:
@@ -68,7 +88,27 @@ def expert_config(overrides: Mapping[str, Any]) -> ExpertConfig:
         raise SettingsError(
             f"unknown expert setting {unknown[0]!r}; known: {', '.join(sorted(_KINDS))}"
         )
-    return ExpertConfig(**{k: _coerce(k, _KINDS[k], v) for k, v in overrides.items()})
+    values = {k: _coerce(k, _KINDS[k], v) for k, v in overrides.items()}
+    for name, value in values.items():
+        problem = _out_of_range(name, value)
+        if problem:
+            raise SettingsError(f"expert setting {name} must be {problem}, got {value!r}")
+    return ExpertConfig(**values)
+
+
+def _out_of_range(name: str, value: Any) -> str | None:
+    """What ``value`` should be, if it is outside the setting's meaningful range."""
+    if name in _CHOICES:
+        return None if value in _CHOICES[name] else "one of " + ", ".join(_CHOICES[name])
+    if name == "blocks":
+        return None if all(0 <= b < BLOCKS for b in value) else f"numbers 0-{BLOCKS - 1}"
+    if name in _SHARES:
+        return None if 0 <= value <= 1 else "between 0 and 1"
+    if name in _POSITIVE:
+        return None if value > 0 else "above 0"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return None if value >= 0 else "0 or more"
+    return None
 
 
 def _coerce(name: str, kind: str, value: Any) -> Any:
