@@ -74,7 +74,7 @@ _SHARES = {
     "prominence_window",
     "borderline",
 }
-BLOCKS = 16  # EfficientNet-Lite0's blocks, numbered 0-15
+_BLOCKS = 16  # EfficientNet-Lite0's blocks, numbered 0-15
 
 
 def expert_config(overrides: Mapping[str, Any]) -> ExpertConfig:
@@ -101,7 +101,7 @@ def _out_of_range(name: str, value: Any) -> str | None:
     if name in _CHOICES:
         return None if value in _CHOICES[name] else "one of " + ", ".join(_CHOICES[name])
     if name == "blocks":
-        return None if all(0 <= b < BLOCKS for b in value) else f"numbers 0-{BLOCKS - 1}"
+        return None if all(0 <= b < _BLOCKS for b in value) else f"numbers 0-{_BLOCKS - 1}"
     if name in _SHARES:
         return None if 0 <= value <= 1 else "between 0 and 1"
     if name in _POSITIVE:
