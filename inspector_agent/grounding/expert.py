@@ -64,14 +64,15 @@ class ExpertGrounder:
         self._banks: dict[str, MemoryBank] = {}
         self._detail: ExpertGrounder | None = None  # the finer localisation pass
         if self.config.detail_area != 1.0:
+            # each choice measured in docs/expert-grounder.md, "Method"
             fine = replace(
                 self.config,
                 pixels=round(self.config.pixels * self.config.detail_area),
                 detail_area=1.0,
-                context=0,  # mirrored borders help the verdict, not the outline (README)
-                whiten=False,  # whitening helps the verdict, not the outline (README)
-                radius=self.config.detail_radius,  # a wide window loosens outlines (README)
-                max_aligned=self.config.detail_max_aligned,  # as calibrated at K = 4 (README)
+                context=0,  # mirrored borders help the verdict, not the outline
+                whiten=False,  # whitening helps the verdict, not the outline
+                radius=self.config.detail_radius,  # a wide window loosens outlines
+                max_aligned=self.config.detail_max_aligned,  # as calibrated at K = 4
             )
             self._detail = ExpertGrounder(settings, fine, self.extractor)
 
@@ -182,8 +183,8 @@ class ExpertGrounder:
         else:  # one reference: no statistics; thresholds will be set from the query map
             scores, pixel_threshold = [], float("inf")
         # the others' scores among themselves, without the highest-scoring one; aligned parts
-        # only, as plain distances keep a floor of patch noise that squeezes ratios (README,
-        # "A reference unlike the others")
+        # only, as plain distances keep a floor of patch noise that squeezes ratios
+        # (docs/expert-grounder.md, "A reference unlike the others")
         peers: list[float] = []
         if baseline is not None and cfg.relative_decisions:
             top = int(np.argmax(scores))

@@ -14,8 +14,8 @@ from inspector_agent.settings import SettingsError
 
 @dataclass(frozen=True)
 class ExpertConfig:
-    """Method settings; every field but ``borderline`` (which only words the answer) is part
-    of the cache key."""
+    """Method settings, each measured in docs/expert-grounder.md ("docs" below); every field
+    but ``borderline`` (which only words the answer) is part of the cache key."""
 
     pixels: int = 320 * 256  # model-input area of a median-sized reference
     blocks: tuple[int, ...] = (4, 10)  # EfficientNet blocks whose outputs are concatenated
@@ -29,12 +29,12 @@ class ExpertConfig:
     detail_max_aligned: int = 3  # aligned: the outline pass matches only the 3 closest
     aligned_min_fraction: float = 0.5  # auto: share of patches whose NN lies in the window
     max_bank: int = 6000  # global memory bank size after coreset subsampling
-    whiten: bool = True  # global, verdict pass: Mahalanobis matching (README, "Whitened
+    whiten: bool = True  # global, verdict pass: Mahalanobis matching (docs, "Whitened
     # features for unaligned parts")
     whiten_shrinkage: float = 0.1  # share by which the references' patch covariance is shrunk
     top_k: float = 0.01  # image score: mean of the top 1% of the map (0: its maximum)
     outlier_factor: float = 3.0  # aligned: a reference scoring this far above the others'
-    # median does not set the image threshold (README, "A reference unlike the others")
+    # median does not set the image threshold (docs, "A reference unlike the others")
     context: int = 4  # verdict pass: grid cells of image mirrored around each side
     sigma: float = 4.0  # Gaussian smoothing of the map, model pixels
     mask_quantile: float = 0.999  # calibrated pixel level: this quantile of reference maps
@@ -42,10 +42,10 @@ class ExpertConfig:
     peak_fraction: float = 0.7  # each region is cut at this share from median to its own peak
     max_regions: int = 3  # keep the highest peak's region and the most prominent others
     prominence_window: float = 0.15  # others rank by height above their surroundings, this
-    # share of the map's shorter side wide (README, "Boxes on a rough backdrop")
+    # share of the map's shorter side wide (docs, "Boxes on a rough backdrop")
     detail_area: float = 2.0  # heatmap, mask and boxes from a pass at this multiple of `pixels`
     borderline: float = 0.8  # an OK part scoring above this share of the threshold is a close
-    # call, and the notes ask for a look by eye (README, "Close calls")
+    # call, and the notes ask for a look by eye (docs, "Close calls")
 
     def key(self) -> str:
         """A short stable digest of the settings the memory bank and calibration depend on."""
