@@ -18,7 +18,7 @@ from inspector_agent.agent.context import AgentContext, context_of
 from inspector_agent.agent.routing import classify, extract_serial, mentioned_product
 from inspector_agent.agent.state import InspectorState
 from inspector_agent.errors import InspectorError
-from inspector_agent.grounding import GroundingRequest, ReferenceSet
+from inspector_agent.grounding import GroundingRequest
 from inspector_agent.imaging import load_image
 from inspector_agent.overlay import render_overlay
 from inspector_agent.schema import InspectionResult
@@ -161,11 +161,7 @@ def ground(state: InspectorState, runtime: Runtime[AgentContext]) -> Update:
         product_references = ctx.kb.reference_set(state.product_id)
         references = product_references
         if ctx.references_per_query:
-            references = ReferenceSet(
-                product_references.product_id,
-                [Path(p) for p in state.reference_paths],
-                product_references.calibration,
-            )
+            references = replace(product_references, paths=[Path(p) for p in state.reference_paths])
         request = GroundingRequest(
             query=image,
             references=references,

@@ -35,6 +35,7 @@ class ReferenceSet:
     product_id: str
     paths: list[Path]
     calibration: dict[str, Any] | None = None
+    expert: dict[str, Any] = field(default_factory=dict)  # the manifest's expert settings
 
 
 @dataclass

@@ -17,8 +17,10 @@ calibration are cached on disk.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,6 +64,7 @@ class ExpertGrounder:
         torch.set_num_threads(max(1, int(settings.torch_threads)))
         self.extractor = extractor or feat.FeatureExtractor(self.config.blocks)
         self._banks: dict[str, MemoryBank] = {}
+        self._products: dict[ExpertConfig, ExpertGrounder] = {}  # see for_product
         self._detail: ExpertGrounder | None = None  # the finer localisation pass
         if self.config.detail_area != 1.0:
             # each choice measured in docs/expert-grounder.md, "Method"
@@ -75,6 +78,19 @@ class ExpertGrounder:
                 max_aligned=self.config.detail_max_aligned,  # as calibrated at K = 4
             )
             self._detail = ExpertGrounder(settings, fine, self.extractor)
+
+    def for_product(self, overrides: Mapping[str, Any]) -> ExpertGrounder:
+        """This grounder, or one with a product manifest's ``expert`` settings applied on top
+        of its own (kept, so its banks stay in memory)."""
+        config = expert_config(overrides, self.config) if overrides else self.config
+        if config == self.config:
+            return self
+        if config not in self._products:
+            same = config.blocks == self.config.blocks
+            self._products[config] = ExpertGrounder(
+                self.settings, config, self.extractor if same else None
+            )
+        return self._products[config]
 
     # ---- features -------------------------------------------------------------------------
     def _features(
@@ -259,7 +275,10 @@ class ExpertGrounder:
         return amap, amap
 
     def ground(self, request: GroundingRequest) -> InspectionResult:
-        """Inspect the query against the product's references."""
+        """Inspect the query against the product's references (with the product's settings)."""
+        own = self.for_product(request.references.expert)
+        if own is not self:
+            return own.ground(request)
         start = time.perf_counter()
         bank = self.memory_bank(list(request.references.paths))
         cal = bank.calibration

@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from inspector_agent.settings import SettingsError
@@ -77,8 +77,9 @@ _SHARES = {
 _BLOCKS = 16  # EfficientNet-Lite0's blocks, numbered 0-15
 
 
-def expert_config(overrides: Mapping[str, Any]) -> ExpertConfig:
-    """The default config with ``overrides`` (the settings' ``[expert]`` table) applied.
+def expert_config(overrides: Mapping[str, Any], base: ExpertConfig | None = None) -> ExpertConfig:
+    """``base`` (default: the defaults) with ``overrides`` applied: the settings' ``[expert]``
+    table, or a product manifest's ``expert`` mapping on top of it.
 
     Values may be typed (from TOML) or text (from ``INSPECTOR_EXPERT``); an unknown name or a
     value of the wrong type is a :class:`SettingsError` naming it.
@@ -93,7 +94,7 @@ def expert_config(overrides: Mapping[str, Any]) -> ExpertConfig:
         problem = _out_of_range(name, value)
         if problem:
             raise SettingsError(f"expert setting {name} must be {problem}, got {value!r}")
-    return ExpertConfig(**values)
+    return replace(base or ExpertConfig(), **values)
 
 
 def _out_of_range(name: str, value: Any) -> str | None:

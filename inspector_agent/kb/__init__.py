@@ -89,11 +89,13 @@ class KnowledgeBase:
         return self.settings.products_dir / product_id / self._record(product_id)["version"]
 
     def reference_set(self, product_id: str) -> ReferenceSet:
-        """The product's reference image paths and the expert calibration stored with them."""
+        """The product's reference image paths, the expert calibration stored with them and
+        the product's own expert settings."""
         record = self._record(product_id)
         folder = self.settings.products_dir / product_id / record["version"]
         paths = [folder / name for name in record["references"]]
-        return ReferenceSet(product_id, paths, record["calibration"])
+        expert = record["manifest"].get("expert") or {}
+        return ReferenceSet(product_id, paths, record["calibration"], dict(expert))
 
     # ---- writes ----------------------------------------------------------------------------
     def add_product(

@@ -114,13 +114,17 @@ def _write_files(product: ProductFolder, target: Path) -> None:
     staging.rename(target)
 
 
-def calibrate(paths: list[Path], settings: Settings) -> dict[str, Any] | None:
-    """The expert grounder's thresholds for these references (``None`` without references)."""
+def calibrate(
+    paths: list[Path], settings: Settings, expert: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The expert grounder's thresholds for these references, with the product's own
+    ``expert`` settings (``None`` without references)."""
     if not paths:
         return None
     from inspector_agent.grounding.expert import make_expert
 
-    return make_expert(settings).memory_bank(paths).calibration.to_dict()
+    grounder = make_expert(settings).for_product(expert or {})
+    return grounder.memory_bank(paths).calibration.to_dict()
 
 
 def coverage_advice(calibration: dict[str, Any] | None, paths: list[Path]) -> str:
@@ -199,7 +203,7 @@ def ingest_product(
     _write_files(product, product_dir / version)
     _notify(progress, "calibration", 0, 1)
     paths = [product_dir / version / r.name for r in product.references]
-    report.calibration = calibrate(paths, settings)
+    report.calibration = calibrate(paths, settings, product.manifest.expert)
     report.advice = coverage_advice(report.calibration, paths)
     _notify(progress, "calibration", 1, 1)
     live_docs = [d.key for d in product.documents]

@@ -1,4 +1,5 @@
-"""Product manifests (``manifest.yaml``): name, description, pixel scale and defect taxonomy."""
+"""Product manifests (``manifest.yaml``): name, description, pixel scale, defect taxonomy and
+the product's own expert grounder settings."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any, Literal
 import yaml
 
 from inspector_agent.errors import InspectorError
+from inspector_agent.grounding.expert_config import expert_config
+from inspector_agent.settings import SettingsError
 
 MANIFEST_NAME = "manifest.yaml"
 SEVERITIES = ("minor", "major", "critical")
@@ -40,10 +43,14 @@ class ProductManifest:
     description: str
     mm_per_pixel: float | None = None
     defects: list[DefectType] = field(default_factory=list)
+    expert: dict[str, Any] = field(default_factory=dict)  # this product's expert settings
 
     def to_dict(self) -> dict[str, Any]:
         """YAML/JSON-ready form (the inverse of :func:`manifest_from_dict`)."""
-        return asdict(self)
+        data = asdict(self)
+        if not self.expert:
+            del data["expert"]
+        return data
 
     def to_yaml(self) -> str:
         """The manifest as YAML text."""
@@ -102,12 +109,20 @@ def manifest_from_dict(data: Any, where: str, default_id: str | None = None) -> 
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ManifestError(f"{where}: defect type {duplicates[0]!r} is listed twice")
+    expert = data.get("expert") or {}
+    if not isinstance(expert, dict):
+        raise ManifestError(f"{where}: field 'expert' must be a mapping of expert settings")
+    try:  # the same names, types and ranges as the settings file's [expert] table
+        expert_config(expert)
+    except SettingsError as exc:
+        raise ManifestError(f"{where}: field 'expert': {exc}") from None
     return ProductManifest(
         id=product_id,
         name=_text(data, "name", where),
         description=_text(data, "description", where),
         mm_per_pixel=float(scale) if scale is not None else None,
         defects=defects,
+        expert=dict(expert),
     )
 
 
