@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
+from gradio_raw import RawApp
 from PIL import Image
-from test_agent_fixtures import make_product, served_app, write_query
+from test_agent_fixtures import make_product, part_image, served_app, write_query
 
 from inspector_agent.ui.auth import AuthError, Users, load_users
 from inspector_agent.ui.inspect import badge, parse_defects, run_turn
@@ -147,6 +148,48 @@ def test_knowledge_form_ingests(served, tmp_path: Path) -> None:
     assert report.references == 4 and report.chunks_added > 0
     assert agent.context.kb.get_product("gear").defects[0].name == "dent"
     agent.context.kb.remove_product("gear")
+
+
+def test_knowledge_form_sets_keeps_and_clears_expert_settings(served, tmp_path: Path) -> None:
+    agent, url, _ = served
+    kb = agent.context.kb
+    good = tmp_path / "good.png"
+    part_image(5).save(good)
+    raw = RawApp(url)
+    index = raw.fn_index("ingest-summary")
+
+    def ingest(description: str, expert: str) -> str:
+        data = [
+            "valve",
+            "Valve V-2",
+            description,
+            None,
+            "",
+            expert,
+            None,
+            [raw.upload(good)],
+            False,
+        ]
+        ok, out = raw.call(index, data)
+        assert ok, out
+        return out[0]
+
+    try:
+        assert ingest("A valve.", "top_k: 0.002").startswith("**Ingested.**")
+        assert kb.get_product("valve").expert == {"top_k": 0.002}
+        assert kb.reference_set("valve").expert == {"top_k": 0.002}
+        assert ingest("A valve body.", "").startswith("**Ingested.**")  # blank keeps them
+        assert kb.get_product("valve").description == "A valve body."
+        assert kb.get_product("valve").expert == {"top_k": 0.002}
+        refused = ingest("A valve housing.", "top_kk: 1")
+        assert refused.startswith("**Not ingested:**") and "unknown expert setting" in refused
+        assert "\n" not in refused and kb.get_product("valve").description == "A valve body."
+        assert "YAML mapping" in ingest("A valve housing.", "- top_k")
+        assert ingest("A valve.", "{}").startswith("**Ingested.**")  # {} clears them
+        assert kb.get_product("valve").expert == {}
+    finally:
+        raw.close()
+        kb.remove_product("valve")
 
 
 def test_correction_parser() -> None:

@@ -230,7 +230,7 @@ def test_kb_accepts_odd_but_valid_images(
 def _ingest(raw: RawApp, pid: str, specs: list | None, refs: list | None) -> str:
     """The handler's summary, or Gradio's own refusal (e.g. a file type the form does not take)."""
     ok, out = raw.call(
-        raw.fn_index("ingest-summary"), [pid, "Bracket B-7", "d", None, "", specs, refs, False]
+        raw.fn_index("ingest-summary"), [pid, "Bracket B-7", "d", None, "", "", specs, refs, False]
     )
     return out[0] if ok else f"**Not ingested:** {out}"
 

@@ -26,16 +26,34 @@ TAXONOMY_HELP = """- name: scratch
 
 
 def product_table(agent: InspectorAgent) -> list[list[Any]]:
-    """One row per product: id, name, pixel scale, defect types."""
+    """One row per product: id, name, pixel scale, defect types, its own expert settings."""
     return [
         [
             p.id,
             p.name,
             p.mm_per_pixel or "",
             ", ".join(f"{d.name} ({d.severity})" for d in p.defects),
+            ", ".join(f"{k}={v}" for k, v in p.expert.items()),
         ]
         for p in agent.context.kb.list_products()
     ]
+
+
+def expert_settings(text: str | None, current: dict[str, Any]) -> dict[str, Any]:
+    """The form's expert settings: blank keeps the product's ``current`` ones, ``{}`` clears
+    them, anything else must be a YAML mapping (its names and values are checked on ingest)."""
+    if not (text or "").strip():
+        return dict(current)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        reason = str(exc).splitlines()[0]
+        raise InspectorError(f"the expert settings are not valid YAML ({reason})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InspectorError("the expert settings must be a YAML mapping, such as 'top_k: 0.002'")
+    return data
 
 
 def stage_folder(
@@ -47,6 +65,7 @@ def stage_folder(
     taxonomy: str,
     specs: list[str],
     references: list[str],
+    expert: dict[str, Any] | None = None,
 ) -> Path:
     """Write the form as a product folder (manifest, specs, references/) for ingestion."""
     try:
@@ -57,6 +76,8 @@ def stage_folder(
     if mm_per_pixel:
         manifest["mm_per_pixel"] = float(mm_per_pixel)
     manifest["defects"] = defects
+    if expert:
+        manifest["expert"] = expert
     folder = confined_path(root, product_id.strip() or "product")  # the id is checked later
     (folder / REFERENCES).mkdir(parents=True)
     (folder / MANIFEST_NAME).write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
@@ -80,6 +101,13 @@ def build_knowledge_tab(agent: InspectorAgent, users: Users) -> None:
             taxonomy = gr.Code(
                 value=TAXONOMY_HELP, language="yaml", label="Defect taxonomy (YAML list)"
             )
+            with gr.Accordion("Expert grounder settings (advanced)", open=False):
+                gr.Markdown(
+                    "This product's own method settings, on top of the settings file's "
+                    "`[expert]` table: for example `top_k: 0.002` when its defects are tiny. "
+                    "Blank keeps an existing product's settings; `{}` clears them."
+                )
+                expert = gr.Code(value="", language="yaml", label="Settings (YAML mapping)")
             specs = gr.File(
                 label="Spec documents",
                 file_count="multiple",
@@ -98,7 +126,7 @@ def build_knowledge_tab(agent: InspectorAgent, users: Users) -> None:
         with gr.Column():
             gr.Markdown("### Products")
             table = gr.Dataframe(
-                headers=["id", "name", "mm/pixel", "defect types"],
+                headers=["id", "name", "mm/pixel", "defect types", "expert settings"],
                 value=product_table(agent),
                 interactive=False,
             )
@@ -115,6 +143,7 @@ def build_knowledge_tab(agent: InspectorAgent, users: Users) -> None:
         text,
         mm,
         tax,
+        own,
         spec_files,
         ref_files,
         force,
@@ -123,9 +152,22 @@ def build_knowledge_tab(agent: InspectorAgent, users: Users) -> None:
     ):
         try:
             users.require_engineer(getattr(request, "username", None))
+            try:
+                current = kb.get_product((pid or "").strip()).expert
+            except InspectorError:  # a new product (or an id the manifest check will refuse)
+                current = {}
+            product_expert = expert_settings(own, current)
             with tempfile.TemporaryDirectory(prefix="inspector-ingest-") as tmp:
                 folder = stage_folder(
-                    Path(tmp), pid or "", title or "", text or "", mm, tax, spec_files, ref_files
+                    Path(tmp),
+                    pid or "",
+                    title or "",
+                    text or "",
+                    mm,
+                    tax,
+                    spec_files,
+                    ref_files,
+                    product_expert,
                 )
                 report = kb.add_product(
                     folder,
@@ -158,7 +200,7 @@ def build_knowledge_tab(agent: InspectorAgent, users: Users) -> None:
 
     add.click(
         ingest,
-        [product_id, name, description, scale, taxonomy, specs, references, replace],
+        [product_id, name, description, scale, taxonomy, expert, specs, references, replace],
         [summary, table],
         api_name=False,
     )
