@@ -80,6 +80,7 @@ def test_a_product_is_taught_and_inspected_with_its_own_settings(tmp_path: Path)
     result = grounder.ground(request)
     # the threshold the inspection used is the one taught with the product's settings
     assert result.threshold == pytest.approx(refs.calibration["image_threshold"])
+    assert "product settings: top_k=0" in result.notes
     default = grounder.ground(
         GroundingRequest(query=request.query, references=ReferenceSet("own", refs.paths))
     )

@@ -111,7 +111,7 @@ def test_supervisor_cannot_use_knowledge_events_through_the_api(served, event: s
     try:
         index = raw.fn_index(event)
         inputs = {
-            "ingest-summary": ["bracket", "Evil", "x", None, "", None, None, True],
+            "ingest-summary": ["bracket", "Evil", "x", None, "", "top_k: 0", None, None, True],
             "Search the specs": ["scratch", "bracket"],
             "Remove product id": ["bracket"],
         }[event]
@@ -122,6 +122,7 @@ def test_supervisor_cannot_use_knowledge_events_through_the_api(served, event: s
     assert "only engineers" in message
     assert [p.id for p in agent.context.kb.list_products()] == ["bracket"]
     assert agent.context.kb.get_product("bracket").name == "Bracket B-7"
+    assert agent.context.kb.get_product("bracket").expert == {}
 
 
 def test_engineer_may_search_through_the_same_path(served) -> None:

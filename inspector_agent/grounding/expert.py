@@ -278,7 +278,10 @@ class ExpertGrounder:
         """Inspect the query against the product's references (with the product's settings)."""
         own = self.for_product(request.references.expert)
         if own is not self:
-            return own.ground(request)
+            result = own.ground(request)
+            own_settings = ", ".join(f"{k}={v}" for k, v in request.references.expert.items())
+            result.notes.append(f"product settings: {own_settings}")
+            return result
         start = time.perf_counter()
         bank = self.memory_bank(list(request.references.paths))
         cal = bank.calibration
