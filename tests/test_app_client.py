@@ -187,6 +187,11 @@ def test_knowledge_form_sets_keeps_and_clears_expert_settings(served, tmp_path: 
         assert "YAML mapping" in ingest("A valve housing.", "- top_k")
         assert ingest("A valve.", "{}").startswith("**Ingested.**")  # {} clears them
         assert kb.get_product("valve").expert == {}
+        assert ingest("A valve.", "top_k: 0.002").startswith("**Ingested.**")
+        data = ["valve", "Valve V-3", "Another valve.", None, "", "", None, [raw.upload(good)]]
+        ok, out = raw.call(index, [*data, True])  # a different product replaces it
+        assert ok and out[0].startswith("**Ingested.**"), out
+        assert kb.get_product("valve").expert == {}  # and does not inherit its settings
     finally:
         raw.close()
         kb.remove_product("valve")

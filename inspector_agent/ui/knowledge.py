@@ -105,7 +105,7 @@ def build_knowledge_tab(agent: InspectorAgent, users: Users) -> None:
                 gr.Markdown(
                     "This product's own method settings, on top of the settings file's "
                     "`[expert]` table: for example `top_k: 0.002` when its defects are tiny. "
-                    "Blank keeps an existing product's settings; `{}` clears them."
+                    "Blank keeps the settings of the product being updated; `{}` clears them."
                 )
                 expert = gr.Code(value="", language="yaml", label="Settings (YAML mapping)")
             specs = gr.File(
@@ -152,8 +152,9 @@ def build_knowledge_tab(agent: InspectorAgent, users: Users) -> None:
     ):
         try:
             users.require_engineer(getattr(request, "username", None))
-            try:
-                current = kb.get_product((pid or "").strip()).expert
+            try:  # an update of the same product keeps its settings; a replacement does not
+                existing = kb.get_product((pid or "").strip())
+                current = existing.expert if existing.name == (title or "").strip() else {}
             except InspectorError:  # a new product (or an id the manifest check will refuse)
                 current = {}
             product_expert = expert_settings(own, current)
