@@ -117,10 +117,11 @@ def test_follow_ups_spec_and_history(world, agent: InspectorAgent) -> None:
     silent = agent.ask("chat-1", "what paint colour is used for the logo?")
     assert silent["reply"].startswith("I don't know")
     serial = agent.ask("chat-1", "what did we find on serial 4321?")
-    assert "1 inspection(s) of serial/lot 4321" in serial["reply"]
+    assert "1 inspection of serial/lot 4321" in serial["reply"]
     count = agent.ask("chat-1", "how many rejects today on bracket?")
     expected = ctx.records.count(product_id="bracket", verdict="defective", since="2000-01-01")
-    assert count["reply"].startswith(f"{expected} rejects on bracket today")
+    noun = "reject" if expected == 1 else "rejects"
+    assert count["reply"].startswith(f"{expected} {noun} on bracket today")
 
 
 def test_thread_survives_restart(world) -> None:

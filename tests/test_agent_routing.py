@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from inspector_agent.agent.explain import spec_reply
 from inspector_agent.agent.routing import (
     classify,
     extract_serial,
@@ -14,7 +15,7 @@ from inspector_agent.agent.routing import (
     route_request,
 )
 from inspector_agent.agent.state import InspectorState
-from inspector_agent.kb.manifest import ProductManifest
+from inspector_agent.kb.manifest import DefectType, ProductManifest
 
 
 @dataclass
@@ -109,3 +110,30 @@ def test_langgraph_json_graph_loads() -> None:
     nodes = set(getattr(module, attr)().get_graph().nodes)
     assert {"understand", "resolve_product", "retrieve", "pick_references", "ground"} <= nodes
     assert {"explain", "record", "answer_from_spec", "follow_up", "history"} <= nodes
+
+
+def test_spec_reply_keeps_the_quotes_out_of_the_list() -> None:
+    manifest = ProductManifest(
+        "panel",
+        "Panel",
+        "A panel.",
+        defects=[DefectType("hole", "a pit", "critical", "Reject any hole.")],
+    )
+    passage = {
+        "text": "Reject any hole deeper than 0.1 mm.",
+        "product_id": "panel",
+        "source": "spec.md",
+        "section": "4 Acceptance > 4.3 Holes",
+        "page": None,
+        "score": 0.8,
+    }
+    reply = spec_reply("which defects are rejected?", manifest, [passage])
+    lines = reply.splitlines()
+    # Markdown would carry a line right after a list item into that item
+    assert lines[:4] == [
+        "Defects that lead to rejection on Panel:",
+        "- **hole** (critical): Reject any hole.",
+        "",
+        "From the specification:",
+    ]
+    assert lines[4].endswith("[panel / spec.md § 4 Acceptance > 4.3 Holes]")

@@ -140,21 +140,25 @@ def history(state: InspectorState, runtime: Runtime[AgentContext]) -> Update:
         rows = ctx.records.query(serial=serial, limit=20)
         if not rows:
             return _reply(f"No inspection is recorded for serial/lot {serial}.", "Searched the log")
-        lines = [f"{len(rows)} inspection(s) of serial/lot {serial}:"]
+        lines = [f"{_counted(len(rows), 'inspection')} of serial/lot {serial}:"]
         lines += [_row_line(r) for r in rows]
         return _reply("\n".join(lines), "Searched the log")
     pid = mentioned_product(text, ctx.kb.list_products()) or state.product_hint or None
     since, period = _period(text)
     verdict = "defective" if re.search(r"reject|defect|fail|bad", text, re.I) else None
     count = ctx.records.count(product_id=pid, verdict=verdict, since=since)
-    what = "rejects" if verdict else "inspections"
     where = f" on {pid}" if pid else ""
-    lines = [f"{count} {what}{where} {period}."]
+    lines = [f"{_counted(count, 'reject' if verdict else 'inspection')}{where} {period}."]
     lines += [
         _row_line(r)
         for r in ctx.records.query(product_id=pid, verdict=verdict, since=since, limit=5)
     ]
     return _reply("\n".join(lines), "Counted in the log")
+
+
+def _counted(count: int, noun: str) -> str:
+    """``1 reject``, ``3 rejects``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _row_line(r: Any) -> str:

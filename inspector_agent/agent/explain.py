@@ -113,6 +113,8 @@ def spec_reply(question: str, manifest: ProductManifest, passages: list[dict[str
             f"Criterion: {entry.acceptance}"
         )
     if relevant:
+        if lines:  # a blank line ends the list above, so the quote does not join its last item
+            lines.append("")
         lines.append("From the specification:")
         for p in relevant[:3]:
             lines.append(f"> {_excerpt(p['text'])} {citation(p)}")

@@ -116,6 +116,14 @@ def parse_defects(text: str) -> list[dict[str, Any]]:
 CLEARED = {"text": "", "files": []}
 
 
+START_HINT = """**Attach a photo of the part** (the clip below, or the camera) and ask *"Is this part
+OK?"*. Inspector compares it with good parts of the product, reads its spec and answers with a
+verdict, the defect marked on the photo and the spec clause that applies.
+
+Then ask *"how big is it?"*, *"why?"*, *"show me a good one"*; about the spec, *"which defects
+are rejected on this panel?"*; about past parts, *"how many rejects today?"*"""
+
+
 def build_inspect_tab(
     agent: InspectorAgent, thread_secret: str
 ) -> tuple[gr.BrowserState, gr.Chatbot, gr.Dropdown, Callable[[str], list[dict[str, Any]]]]:
@@ -128,6 +136,7 @@ def build_inspect_tab(
             choices=[(p.name, p.id) for p in kb.list_products()],
             value=None,
             label="Product",
+            info="Leave empty and Inspector suggests one from the photo",
             allow_custom_value=True,
             scale=2,
         )
@@ -139,6 +148,7 @@ def build_inspect_tab(
         height=520,
         reasoning_tags=[("<think>", "</think>")],
         feedback_options=("Like", "Dislike"),
+        placeholder=START_HINT,
     )
     box = gr.MultimodalTextbox(
         placeholder="Attach a photo and ask: is this part OK?",
