@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from inspector_agent.agent.explain import spec_reply
+from inspector_agent.agent.explain import inspection_reply, spec_reply
 from inspector_agent.agent.routing import (
     classify,
     extract_serial,
@@ -137,3 +137,19 @@ def test_spec_reply_keeps_the_quotes_out_of_the_list() -> None:
         "From the specification:",
     ]
     assert lines[4].endswith("[panel / spec.md § 4 Acceptance > 4.3 Holes]")
+
+
+def test_inspection_reply_ends_the_defect_list_before_its_notes() -> None:
+    manifest = ProductManifest("panel", "Panel", "A panel.")
+    result = {
+        "verdict": "defective",
+        "pred_score": 2.0,
+        "threshold": 1.0,
+        "defects": [{"label": "anomaly", "bbox": [1, 2, 30, 40]}],
+        "notes": ["matching: global"],
+    }
+    lines = inspection_reply(result, manifest, {}).splitlines()
+    found = lines.index("Found 1 defect:")
+    assert lines[found + 1].startswith("- **anomaly** at ")
+    assert lines[found + 2] == ""  # or Markdown runs the next line into the bullet
+    assert "Note: matching: global" in lines[found + 3 :]

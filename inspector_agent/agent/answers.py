@@ -89,7 +89,7 @@ def follow_up(state: InspectorState, runtime: Runtime[AgentContext]) -> Update:
     elif kind == "critical":
         lines = [_severity_line(d, manifest) for d in defects]
         if note := explain_text.untyped_note(manifest, [d["label"] for d in defects]):
-            lines.append(note)
+            lines += ["", note]  # a blank line ends the list above
     elif kind == "why":
         lines = [_why(result)]
     else:
@@ -140,7 +140,7 @@ def history(state: InspectorState, runtime: Runtime[AgentContext]) -> Update:
         rows = ctx.records.query(serial=serial, limit=20)
         if not rows:
             return _reply(f"No inspection is recorded for serial/lot {serial}.", "Searched the log")
-        lines = [f"{_counted(len(rows), 'inspection')} of serial/lot {serial}:"]
+        lines = [f"{explain_text.counted(len(rows), 'inspection')} of serial/lot {serial}:"]
         lines += [_row_line(r) for r in rows]
         return _reply("\n".join(lines), "Searched the log")
     pid = mentioned_product(text, ctx.kb.list_products()) or state.product_hint or None
@@ -148,17 +148,14 @@ def history(state: InspectorState, runtime: Runtime[AgentContext]) -> Update:
     verdict = "defective" if re.search(r"reject|defect|fail|bad", text, re.I) else None
     count = ctx.records.count(product_id=pid, verdict=verdict, since=since)
     where = f" on {pid}" if pid else ""
-    lines = [f"{_counted(count, 'reject' if verdict else 'inspection')}{where} {period}."]
+    lines = [
+        f"{explain_text.counted(count, 'reject' if verdict else 'inspection')}{where} {period}."
+    ]
     lines += [
         _row_line(r)
         for r in ctx.records.query(product_id=pid, verdict=verdict, since=since, limit=5)
     ]
     return _reply("\n".join(lines), "Counted in the log")
-
-
-def _counted(count: int, noun: str) -> str:
-    """``1 reject``, ``3 rejects``."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _row_line(r: Any) -> str:

@@ -38,6 +38,11 @@ def size_mm(bbox: list[float], mm_per_pixel: float | None) -> float | None:
     return max(abs(x2 - x1), abs(y2 - y1)) * float(mm_per_pixel)
 
 
+def counted(count: int, noun: str) -> str:
+    """``1 reject``, ``3 rejects``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def describe_defect(
     defect: dict[str, Any], manifest: ProductManifest | None, passage: dict[str, Any] | None
 ) -> str:
@@ -80,8 +85,9 @@ def inspection_reply(
         lines.append(product_note)
     defects = result.get("defects", [])
     if verdict == "defective" and defects:
-        lines.append(f"Found {len(defects)} defect(s):")
+        lines.append(f"Found {counted(len(defects), 'defect')}:")
         lines += [describe_defect(d, manifest, citations.get(d["label"])) for d in defects]
+        lines.append("")  # ends the list: Markdown would carry the next line into its last item
         if note := untyped_note(manifest, [d["label"] for d in defects]):
             lines.append(note)
     elif verdict == "defective":
