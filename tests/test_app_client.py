@@ -222,10 +222,12 @@ def test_showcase_case_and_demo_photo(served, tmp_path: Path) -> None:
     photo = write_demo_photo("brushed-alu-panel", "scratch", 0, tmp_path / "demo.png")
     assert Image.open(photo).mode == "RGB" and Image.open(photo).getextrema()[0][1] > 0
     query = write_query(root, "sc.png", True)
+    logged = agent.context.records.count()
     reference, shown, overlay, answer = run_case(agent, "bracket", query)
     assert shown == str(query)
     assert "/references/" in reference and Path(overlay).exists()
     assert "Verdict: DEFECTIVE" in answer
+    assert agent.context.records.count() == logged  # a demo does not count as an inspection
 
 
 def test_chat_turns_do_not_accumulate_components(served) -> None:

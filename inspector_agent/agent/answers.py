@@ -93,7 +93,8 @@ def follow_up(state: InspectorState, runtime: Runtime[AgentContext]) -> Update:
     elif kind == "why":
         lines = [_why(result)]
     else:
-        lines = [f"Last inspection #{last['record_id']}: verdict {result['verdict'].upper()}."]
+        number = f" #{last['record_id']}" if last.get("record_id") is not None else ""
+        lines = [f"Last inspection{number}: verdict {result['verdict'].upper()}."]
         lines += [_severity_line(d, manifest) for d in defects]
     return _reply("\n".join(lines), f"Answered a follow-up ({kind})", [last.get("overlay_path")])
 

@@ -242,21 +242,24 @@ def _thread_id(runtime: Runtime[AgentContext]) -> str:
 
 
 def record(state: InspectorState, runtime: Runtime[AgentContext]) -> Update:
-    """Log the inspection (once per request id) and remember it for follow-ups."""
+    """Log the inspection (once per request id; a showcase demo is not logged) and remember it
+    for follow-ups."""
     ctx = context_of(runtime)
     result = state.result or {}
-    record_id = ctx.records.record(
-        state.request_id,
-        InspectionResult.from_dict(result),
-        product_id=state.product_id or "",
-        image_hash=state.image_hash or "",
-        image_path=state.image_path or "",
-        reference_paths=state.reference_paths,
-        overlay_path=state.overlay_path,
-        user=state.user,
-        serial=state.serial or "",
-        thread_id=_thread_id(runtime),
-    )
+    record_id = None
+    if not state.demo:
+        record_id = ctx.records.record(
+            state.request_id,
+            InspectionResult.from_dict(result),
+            product_id=state.product_id or "",
+            image_hash=state.image_hash or "",
+            image_path=state.image_path or "",
+            reference_paths=state.reference_paths,
+            overlay_path=state.overlay_path,
+            user=state.user,
+            serial=state.serial or "",
+            thread_id=_thread_id(runtime),
+        )
     last = {
         "record_id": record_id,
         "product_id": state.product_id,
@@ -269,4 +272,5 @@ def record(state: InspectorState, runtime: Runtime[AgentContext]) -> Update:
     message = AIMessage(
         state.reply, additional_kwargs={"images": state.reply_images, "record_id": record_id}
     )
-    return {"last": last, "messages": [message], "step": f"Recorded as inspection #{record_id}"}
+    step = "A demo: not logged" if record_id is None else f"Recorded as inspection #{record_id}"
+    return {"last": last, "messages": [message], "step": step}

@@ -44,14 +44,17 @@ class InspectorAgent:
         serial: str | None = None,
         user: str = "",
         request_id: str | None = None,
+        demo: bool = False,
     ) -> Iterator[Step]:
-        """Run one turn, yielding a :class:`Step` as each node finishes."""
+        """Run one turn, yielding a :class:`Step` as each node finishes (``demo``: a showcase
+        run, which the inspection log does not count)."""
         turn = TurnInput(
             text=text or "",
             product_hint=product or None,
             serial=(serial or "").strip() or None,
             user=user or "",
             request_id=request_id or uuid.uuid4().hex,
+            demo=demo,
         )
         if image:
             turn.image_hash, stored = store_upload(image, self.context.settings.uploads_dir)

@@ -23,6 +23,7 @@ class TurnInput:
     serial: str | None = None
     user: str = ""
     request_id: str = ""
+    demo: bool = False  # a showcase run: answered like any other, not logged as an inspection
 
 
 @dataclass

@@ -56,7 +56,7 @@ def evaluation_plots(agent: InspectorAgent) -> list[str]:
 def run_case(
     agent: InspectorAgent, product: str, image: Path
 ) -> tuple[str | None, str, str | None, str]:
-    """Inspect one case: (reference, query, overlay, answer)."""
+    """Inspect one case, not logged: (reference, query, overlay, answer)."""
     try:
         state = agent.ask(
             f"showcase-{uuid.uuid4().hex}",
@@ -64,6 +64,7 @@ def run_case(
             image,
             product=product,
             user="showcase",
+            demo=True,
         )
     except InspectorError as exc:
         return None, str(image), None, f"**{exc}**"
@@ -76,6 +77,12 @@ def build_showcase_tab(agent: InspectorAgent) -> None:
     cases = demo_cases(agent)
     if not cases:
         gr.Markdown("No demo products are in the knowledge base.")
+    else:
+        gr.Markdown(
+            "Pick a case: Inspector inspects a photo of a demo part with that defect, as on the "
+            "line, and shows the known-good reference it compared against, the photo, the "
+            "overlay and its answer. Demo runs are not logged as inspections."
+        )
     with gr.Row():
         buttons = [
             (gr.Button(f"{p}: {d.replace('_', ' ')}", size="sm"), p, path) for p, d, path in cases
