@@ -74,7 +74,7 @@ def test_upload_send_and_see_overlay(app_url, page) -> None:
         page.screenshot(path=str(OUT / f"{tab.lower()}.png"), full_page=True)
     page.get_by_role("tab", name="History").click()
     page.get_by_role("button", name="Show").click()
-    page.get_by_text("1 inspection(s)").wait_for(timeout=10_000)
+    page.get_by_text("1 inspection", exact=True).wait_for(timeout=10_000)
 
 
 def test_bad_file_gets_a_reply_not_a_spinner(app_url, page) -> None:

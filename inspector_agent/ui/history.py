@@ -7,6 +7,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from inspector_agent.agent.explain import counted
 from inspector_agent.agent.service import InspectorAgent
 from inspector_agent.records import RecordsError
 
@@ -66,7 +67,7 @@ def build_history_tab(agent: InspectorAgent) -> None:
             rows = history_rows(agent, product_id, start, end, wanted)
         except RecordsError as exc:
             return gr.skip(), f"**{exc}**"
-        return rows, f"{len(rows)} inspection(s)"
+        return rows, counted(len(rows), "inspection")
 
     def export_csv(product_id, start, end, wanted):
         out = Path(tempfile.mkdtemp(prefix="inspector-export-")) / "inspections.csv"
@@ -80,7 +81,7 @@ def build_history_tab(agent: InspectorAgent) -> None:
             )
         except RecordsError as exc:
             return None, f"**{exc}**"
-        return str(out), f"Exported {count} inspection(s)."
+        return str(out), f"Exported {counted(count, 'inspection')}."
 
     filters = [product, since, until, verdict]
     refresh.click(show, filters, [table, status], api_name=False)
