@@ -12,9 +12,10 @@ from gradio_raw import RawApp
 from PIL import Image
 from test_agent_fixtures import make_product, part_image, served_app, write_query
 
+from inspector_agent.kb.manifest import load_manifest
 from inspector_agent.ui.auth import AuthError, Users, load_users
 from inspector_agent.ui.inspect import badge, parse_defects, run_turn
-from inspector_agent.ui.knowledge import stage_folder
+from inspector_agent.ui.knowledge import TAXONOMY_HELP, stage_folder
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +196,11 @@ def test_knowledge_form_sets_keeps_and_clears_expert_settings(served, tmp_path: 
     finally:
         raw.close()
         kb.remove_product("valve")
+
+
+def test_the_untouched_taxonomy_example_adds_no_defect_types(tmp_path: Path) -> None:
+    folder = stage_folder(tmp_path, "gear", "Gear G-1", "A gear.", None, TAXONOMY_HELP, [], [])
+    assert load_manifest(folder).defects == []
 
 
 def test_correction_parser() -> None:

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_agent_fixtures import served_app, write_query
+from test_agent_fixtures import make_product, served_app, write_query
 
 pytestmark = [
     pytest.mark.browser,
@@ -28,8 +28,8 @@ OUT = Path(__file__).resolve().parents[1] / "test-output" / "browser"
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("browser")
-    with served_app(root) as (_agent, url):
-        yield url, root
+    with served_app(root) as (agent, url):
+        yield url, root, agent
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def send_photo(page, url: str, photo: Path, text: str = "Is this part OK?") -> t
 
 
 def test_upload_send_and_see_overlay(app_url, page) -> None:
-    url, root = app_url
+    url, root, _ = app_url
     OUT.mkdir(parents=True, exist_ok=True)
     first, done = send_photo(page, url, write_query(root, "browser.png", stain=True))
     assert page.get_by_text("Verdict: DEFECTIVE").first.is_visible()
@@ -78,7 +78,7 @@ def test_upload_send_and_see_overlay(app_url, page) -> None:
 
 
 def test_bad_file_gets_a_reply_not_a_spinner(app_url, page) -> None:
-    url, root = app_url
+    url, root, _ = app_url
     fake = root / "fake.png"
     fake.write_text("this is not an image")
     page.goto(url, wait_until="domcontentloaded")
@@ -89,3 +89,19 @@ def test_bad_file_gets_a_reply_not_a_spinner(app_url, page) -> None:
     page.locator("#chat-input textarea").press("Enter")
     page.get_by_text("I cannot use that file").first.wait_for(timeout=20_000)
     assert page.get_by_text("Working…").count() == 0
+
+
+def test_a_product_taught_meanwhile_is_offered_without_a_reload(app_url, page) -> None:
+    url, root, agent = app_url
+    page.goto(url, wait_until="domcontentloaded")
+    page.locator("#chat-input textarea").wait_for(timeout=30_000)
+    agent.context.kb.add_product(make_product(root / "later", "hinge", references=2))
+    try:
+        for tab in ("History", "Inspect"):  # coming back to a tab refreshes its product list
+            page.get_by_role("tab", name=tab).click()
+            page.wait_for_timeout(500)
+            page.locator("input[aria-label='Product']:visible").click()
+            page.get_by_role("option", name="Hinge B-7").wait_for(timeout=10_000)
+            page.keyboard.press("Escape")
+    finally:
+        agent.context.kb.remove_product("hinge")

@@ -47,24 +47,34 @@ def build_app(agent: InspectorAgent, users: Users) -> gr.Blocks:
     with gr.Blocks(title="Inspector") as demo:
         gr.Markdown("## Inspector: visual inspection assistant")
         with gr.Tabs():
-            with gr.Tab("Inspect", id="inspect"):
+            with gr.Tab("Inspect", id="inspect") as inspect_tab:
                 thread, chatbot, product, restore = build_inspect_tab(
                     agent, browser_secret(agent.context.settings.data_dir)
                 )
             with gr.Tab("Knowledge", id="knowledge", visible=not users.enabled) as knowledge:
                 build_knowledge_tab(agent, users)
-            with gr.Tab("History", id="history"):
-                build_history_tab(agent)
+            with gr.Tab("History", id="history") as history_tab:
+                history_product = build_history_tab(agent)
             with gr.Tab("Showcase", id="showcase"):
                 build_showcase_tab(agent)
         build_api(agent)
 
+        def products() -> list[tuple[str, str]]:
+            return [(p.name, p.id) for p in agent.context.kb.list_products()]
+
         def on_load(thread_id: str, request: gr.Request) -> tuple[Any, Any, Any]:
             engineer = users.role(getattr(request, "username", None)) == "engineer"
-            choices = [(p.name, p.id) for p in agent.context.kb.list_products()]
-            return restore(thread_id), gr.Tab(visible=engineer), gr.Dropdown(choices=choices)
+            return restore(thread_id), gr.Tab(visible=engineer), gr.Dropdown(choices=products())
 
         demo.load(on_load, [thread], [chatbot, knowledge, product], api_name=False)
+        # a product taught in the Knowledge tab (or elsewhere) is offered without a reload
+        inspect_tab.select(lambda: gr.Dropdown(choices=products()), None, product, api_name=False)
+        history_tab.select(
+            lambda: gr.Dropdown(choices=[("all products", ""), *products()]),
+            None,
+            history_product,
+            api_name=False,
+        )
     return demo
 
 

@@ -41,8 +41,8 @@ def history_rows(
     ]
 
 
-def build_history_tab(agent: InspectorAgent) -> None:
-    """Lay out the History tab and wire its events."""
+def build_history_tab(agent: InspectorAgent) -> gr.Dropdown:
+    """Lay out the History tab and wire its events; returns its product filter."""
     with gr.Row():
         product = gr.Dropdown(
             choices=[("all products", "")]
@@ -86,3 +86,4 @@ def build_history_tab(agent: InspectorAgent) -> None:
     filters = [product, since, until, verdict]
     refresh.click(show, filters, [table, status], api_name=False)
     export.click(export_csv, filters, [download, status], api_name=False)
+    return product

@@ -19,10 +19,11 @@ from inspector_agent.ui.auth import AuthError, Users
 
 SPEC_TYPES = [".md", ".markdown", ".txt", ".pdf"]
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"]
-TAXONOMY_HELP = """- name: scratch
-  description: a thin bright line
-  severity: critical   # minor | major | critical
-  acceptance: reject if longer than 2 mm"""
+TAXONOMY_HELP = """# One entry per defect type (uncomment and edit), for example:
+# - name: scratch
+#   description: a thin bright line
+#   severity: critical   # minor | major | critical
+#   acceptance: reject if longer than 2 mm"""
 
 
 def product_table(agent: InspectorAgent) -> list[list[Any]]:
