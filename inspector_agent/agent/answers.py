@@ -14,6 +14,7 @@ from inspector_agent.agent.context import AgentContext, context_of
 from inspector_agent.agent.nodes import load_stored_image
 from inspector_agent.agent.routing import extract_serial, mentioned_product
 from inspector_agent.agent.state import InspectorState
+from inspector_agent.wording import counted
 
 Update = dict[str, Any]
 HELP = (
@@ -141,7 +142,7 @@ def history(state: InspectorState, runtime: Runtime[AgentContext]) -> Update:
         rows = ctx.records.query(serial=serial, limit=20)
         if not rows:
             return _reply(f"No inspection is recorded for serial/lot {serial}.", "Searched the log")
-        lines = [f"{explain_text.counted(len(rows), 'inspection')} of serial/lot {serial}:"]
+        lines = [f"{counted(len(rows), 'inspection')} of serial/lot {serial}:"]
         lines += [_row_line(r) for r in rows]
         return _reply("\n".join(lines), "Searched the log")
     pid = mentioned_product(text, ctx.kb.list_products()) or state.product_hint or None
@@ -149,9 +150,7 @@ def history(state: InspectorState, runtime: Runtime[AgentContext]) -> Update:
     verdict = "defective" if re.search(r"reject|defect|fail|bad", text, re.I) else None
     count = ctx.records.count(product_id=pid, verdict=verdict, since=since)
     where = f" on {pid}" if pid else ""
-    lines = [
-        f"{explain_text.counted(count, 'reject' if verdict else 'inspection')}{where} {period}."
-    ]
+    lines = [f"{counted(count, 'reject' if verdict else 'inspection')}{where} {period}."]
     lines += [
         _row_line(r)
         for r in ctx.records.query(product_id=pid, verdict=verdict, since=since, limit=5)

@@ -6,6 +6,7 @@ from typing import Any
 
 from inspector_agent.kb import Passage
 from inspector_agent.kb.manifest import DefectType, ProductManifest
+from inspector_agent.wording import counted
 
 MIN_PASSAGE_SCORE = 0.4  # cosine similarity below which a passage does not answer the question
 SEVERITY_ORDER = {"minor": 0, "major": 1, "critical": 2}
@@ -36,11 +37,6 @@ def size_mm(bbox: list[float], mm_per_pixel: float | None) -> float | None:
         return None
     x1, y1, x2, y2 = bbox
     return max(abs(x2 - x1), abs(y2 - y1)) * float(mm_per_pixel)
-
-
-def counted(count: int, noun: str) -> str:
-    """``1 reject``, ``3 rejects``."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def describe_defect(

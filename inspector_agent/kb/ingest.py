@@ -23,6 +23,7 @@ from inspector_agent.kb.embeddings import embed_image, embed_texts
 from inspector_agent.kb.folder import ProductFolder, read_product_folder
 from inspector_agent.kb.store import Store
 from inspector_agent.settings import Settings
+from inspector_agent.wording import counted
 
 Progress = Callable[[str, int, int], None]
 BATCH = 256
@@ -57,8 +58,9 @@ class IngestReport:
             f", image threshold {cal['image_threshold']:.3f}" if "image_threshold" in cal else ""
         )
         return (
-            f"{self.product_id}: {self.chunks_added} chunks added, {self.chunks_unchanged} unchanged, "
-            f"{self.chunks_removed} removed; {self.references} references "
+            f"{self.product_id}: {counted(self.chunks_added, 'chunk')} added, "
+            f"{self.chunks_unchanged} unchanged, {self.chunks_removed} removed; "
+            f"{counted(self.references, 'reference')} "
             f"({self.references_added} new){threshold} in {self.seconds:.1f} s"
             + (f". Note: {self.advice}." if self.advice else "")
         )

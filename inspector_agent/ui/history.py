@@ -7,9 +7,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from inspector_agent.agent.explain import counted
 from inspector_agent.agent.service import InspectorAgent
 from inspector_agent.records import RecordsError
+from inspector_agent.wording import counted
 
 COLUMNS = ["id", "time", "user", "product", "serial", "verdict", "defects", "grounder", "feedback"]
 
