@@ -61,7 +61,7 @@ def test_kb_commands(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None
     code, out, _ = _run(capsys, data, "add", str(folder))
     assert code == 0 and out.startswith("test-panel: unchanged (version ")
     code, out, _ = _run(capsys, data, "list")
-    assert code == 0 and out.startswith("test-panel") and "3 references" in out
+    assert code == 0 and out.startswith("test-panel") and "(1 defect type, 3 references)" in out
     code, out, _ = _run(capsys, data, "show", "test-panel")
     assert "name: Test panel" in out and "references: 3" in out and "image threshold" in out
     code, out, _ = _run(

@@ -14,6 +14,7 @@ from inspector_agent.kb import IngestReport, KnowledgeBase
 from inspector_agent.kb.importers import import_folders, mmad_product_folders, mvtec_product_folder
 from inspector_agent.kb.ingest import Progress, coverage_advice
 from inspector_agent.settings import Settings
+from inspector_agent.wording import counted
 
 
 class _Bars:
@@ -73,10 +74,9 @@ def cmd_list(args: argparse.Namespace, kb: KnowledgeBase) -> int:
     """One line per product."""
     products = kb.list_products()
     for product in products:
-        references = len(kb.reference_set(product.id).paths)
-        print(
-            f"{product.id:28} {product.name}  ({len(product.defects)} defect types, {references} references)"
-        )
+        kinds = counted(len(product.defects), "defect type")
+        references = counted(len(kb.reference_set(product.id).paths), "reference")
+        print(f"{product.id:28} {product.name}  ({kinds}, {references})")
     if not products:
         print("no products yet: inspector kb add FOLDER")
     return 0
