@@ -32,7 +32,7 @@ from inspector_agent.geometry import boxes_from_mask
 from inspector_agent.grounding import features as feat
 from inspector_agent.grounding import regions
 from inspector_agent.grounding.base import GroundingError, GroundingRequest, register_grounder
-from inspector_agent.grounding.expert_config import ExpertConfig, expert_config
+from inspector_agent.grounding.expert_config import ExpertConfig, expert_config, settings_text
 from inspector_agent.grounding.memory_bank import (
     ExpertCalibration,
     MemoryBank,
@@ -279,8 +279,7 @@ class ExpertGrounder:
         own = self.for_product(request.references.expert)
         if own is not self:
             result = own.ground(request)
-            own_settings = ", ".join(f"{k}={v}" for k, v in request.references.expert.items())
-            result.notes.append(f"product settings: {own_settings}")
+            result.notes.append(f"product settings: {settings_text(request.references.expert)}")
             return result
         start = time.perf_counter()
         bank = self.memory_bank(list(request.references.paths))

@@ -97,6 +97,11 @@ def expert_config(overrides: Mapping[str, Any], base: ExpertConfig | None = None
     return replace(base or ExpertConfig(), **values)
 
 
+def settings_text(overrides: Mapping[str, Any]) -> str:
+    """``top_k=0.002, sigma=2`` for notes and tables."""
+    return ", ".join(f"{name}={value}" for name, value in overrides.items())
+
+
 def _out_of_range(name: str, value: Any) -> str | None:
     """What ``value`` should be, if it is outside the setting's meaningful range."""
     if name in _CHOICES:

@@ -14,8 +14,8 @@ from inspector_agent.agent.service import InspectorAgent
 from inspector_agent.settings import Settings
 from inspector_agent.ui.api import build_api
 from inspector_agent.ui.auth import Users
-from inspector_agent.ui.history import build_history_tab
-from inspector_agent.ui.inspect import build_inspect_tab
+from inspector_agent.ui.history import build_history_tab, filter_choices
+from inspector_agent.ui.inspect import build_inspect_tab, product_choices
 from inspector_agent.ui.knowledge import build_knowledge_tab
 from inspector_agent.ui.showcase import build_showcase_tab
 
@@ -59,18 +59,21 @@ def build_app(agent: InspectorAgent, users: Users) -> gr.Blocks:
                 build_showcase_tab(agent)
         build_api(agent)
 
-        def products() -> list[tuple[str, str]]:
-            return [(p.name, p.id) for p in agent.context.kb.list_products()]
-
         def on_load(thread_id: str, request: gr.Request) -> tuple[Any, Any, Any]:
             engineer = users.role(getattr(request, "username", None)) == "engineer"
-            return restore(thread_id), gr.Tab(visible=engineer), gr.Dropdown(choices=products())
+            return (
+                restore(thread_id),
+                gr.Tab(visible=engineer),
+                gr.Dropdown(choices=product_choices(agent)),
+            )
 
         demo.load(on_load, [thread], [chatbot, knowledge, product], api_name=False)
         # a product taught in the Knowledge tab (or elsewhere) is offered without a reload
-        inspect_tab.select(lambda: gr.Dropdown(choices=products()), None, product, api_name=False)
+        inspect_tab.select(
+            lambda: gr.Dropdown(choices=product_choices(agent)), None, product, api_name=False
+        )
         history_tab.select(
-            lambda: gr.Dropdown(choices=[("all products", ""), *products()]),
+            lambda: gr.Dropdown(choices=filter_choices(agent)),
             None,
             history_product,
             api_name=False,

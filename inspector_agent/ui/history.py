@@ -9,6 +9,7 @@ import gradio as gr
 
 from inspector_agent.agent.service import InspectorAgent
 from inspector_agent.records import RecordsError
+from inspector_agent.ui.inspect import product_choices
 from inspector_agent.wording import counted
 
 COLUMNS = ["id", "time", "user", "product", "serial", "verdict", "defects", "grounder", "feedback"]
@@ -41,12 +42,16 @@ def history_rows(
     ]
 
 
+def filter_choices(agent: InspectorAgent) -> list[tuple[str, str]]:
+    """The History tab's product filter: all products, then each one."""
+    return [("all products", ""), *product_choices(agent)]
+
+
 def build_history_tab(agent: InspectorAgent) -> gr.Dropdown:
     """Lay out the History tab and wire its events; returns its product filter."""
     with gr.Row():
         product = gr.Dropdown(
-            choices=[("all products", "")]
-            + [(p.name, p.id) for p in agent.context.kb.list_products()],
+            choices=filter_choices(agent),
             value="",
             label="Product",
         )

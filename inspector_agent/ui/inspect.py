@@ -124,16 +124,21 @@ Then ask *"how big is it?"*, *"why?"*, *"show me a good one"*; about the spec, *
 are rejected on this panel?"*; about past parts, *"how many rejects today?"*"""
 
 
+def product_choices(agent: InspectorAgent) -> list[tuple[str, str]]:
+    """(name, id) of every product, for the product selectors."""
+    return [(p.name, p.id) for p in agent.context.kb.list_products()]
+
+
 def build_inspect_tab(
     agent: InspectorAgent, thread_secret: str
 ) -> tuple[gr.BrowserState, gr.Chatbot, gr.Dropdown, Callable[[str], list[dict[str, Any]]]]:
     """Lay out the Inspect tab and wire its events; returns what the page load refreshes."""
-    kb, records = agent.context.kb, agent.context.records
+    records = agent.context.records
     record_id = gr.State(None)
     thread = gr.BrowserState("", storage_key="inspector-thread", secret=thread_secret)
     with gr.Row():
         product = gr.Dropdown(
-            choices=[(p.name, p.id) for p in kb.list_products()],
+            choices=product_choices(agent),
             value=None,
             label="Product",
             info="Leave empty and Inspector suggests one from the photo",

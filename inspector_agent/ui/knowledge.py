@@ -12,6 +12,7 @@ import yaml
 
 from inspector_agent.agent.service import InspectorAgent
 from inspector_agent.errors import InspectorError
+from inspector_agent.grounding.expert_config import settings_text
 from inspector_agent.kb.folder import REFERENCES
 from inspector_agent.kb.manifest import MANIFEST_NAME
 from inspector_agent.safepaths import confined_path
@@ -34,7 +35,7 @@ def product_table(agent: InspectorAgent) -> list[list[Any]]:
             p.name,
             p.mm_per_pixel or "",
             ", ".join(f"{d.name} ({d.severity})" for d in p.defects),
-            ", ".join(f"{k}={v}" for k, v in p.expert.items()),
+            settings_text(p.expert),
         ]
         for p in agent.context.kb.list_products()
     ]
