@@ -29,6 +29,7 @@ from inspector_agent.imaging import load_image
 from inspector_agent.kb import KnowledgeBase
 from inspector_agent.kb.store import StoreError
 from inspector_agent.settings import Settings
+from inspector_agent.ui.app import create_agent
 
 TESTS = str(Path(__file__).resolve().parent)
 SECRET_KEY = "sk-FAULTS-SECRET"
@@ -237,7 +238,7 @@ def test_store_locked_by_another_process(product_root: Path, tmp_path: Path, cap
             kb.add_product(v2)
         code = main(["--data-dir", str(settings.data_dir), "kb", "add", str(v2)])
         err = capsys.readouterr().err
-        assert code == 2 and err.count("\n") == 1 and "another process" in err
+        assert code == 2 and err.count("\n") == 1 and "another process" in err, err
         assert kb.search("scratch", "bracket") and len(kb.reference_set("bracket").paths) == 4
         assert "Dents" not in json.dumps([p.text for p in kb.search("dents", "bracket")])
     finally:
@@ -245,6 +246,38 @@ def test_store_locked_by_another_process(product_root: Path, tmp_path: Path, cap
         holder.wait()
     assert kb.add_product(v2).chunks_added > 0  # the lock died with its holder
     kb.close()
+
+
+def test_a_running_app_keeps_other_writers_off_its_store(
+    product_root: Path, tmp_path: Path
+) -> None:
+    """Outcome: while the app runs on a store taught earlier, `kb add` from another process is
+    refused in one line that says what to do, and the app's searches keep working. Before, the
+    app claimed the store only at its own first write: another process's write left the app's
+    open store stale, and every search of the product failed with a Chroma internal error."""
+    settings = Settings(data_dir=tmp_path / "data")
+    taught = KnowledgeBase(settings)
+    taught.add_product(product_root)
+    taught.close()  # as a finished `inspector kb add` leaves it
+    agent = create_agent(settings, ingest_demo=False)
+    try:
+        v2 = make_product(tmp_path / "v2")
+        (v2 / "spec.md").write_text(SPEC + "\n## Dents\nDents are major.\n", encoding="utf-8")
+        code = (
+            "import sys; from inspector_agent.cli import main; "
+            f"sys.exit(main(['--data-dir', {str(settings.data_dir)!r}, 'kb', 'add', {str(v2)!r}]))"
+        )
+        env = dict(os.environ, PYTHONPATH=str(Path(TESTS).parent))
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+        )
+        assert done.returncode == 2, done.stderr
+        assert f"another process (pid {os.getpid()})" in done.stderr
+        assert "Knowledge tab" in done.stderr and "Traceback" not in done.stderr
+        passages = agent.context.kb.search("dents", "bracket")
+        assert passages and "Dents" not in json.dumps([p.text for p in passages])
+    finally:
+        agent.context.kb.close()
 
 
 def test_disk_full_while_saving_an_upload(

@@ -44,6 +44,16 @@ def test_manifest_loads_and_defaults_id_to_folder(tmp_path: Path) -> None:
         ),
         ({"defects": "scratch"}, "field 'defects' must be a list"),
         ({"id": "Bad Id!"}, "field 'id'"),
+        ({"defect_types": []}, "unknown field 'defect_types' (did you mean 'defects'?)"),
+        (
+            {
+                "defects": [
+                    {"name": "x", "description": "y", "severity": "minor", "acceptence": "z"}
+                ]
+            },
+            "defects[0]: unknown field 'acceptence' (did you mean 'acceptance'?)",
+        ),
+        ({"colour": "red"}, "unknown field 'colour'; the fields are id, name,"),
     ],
 )
 def test_manifest_errors_name_file_and_field(tmp_path: Path, change: dict, message: str) -> None:

@@ -59,6 +59,12 @@ class KnowledgeBase:
         self.store = Store(settings)
         self._write = threading.Lock()
 
+    def begin_write(self) -> None:
+        """Claim the embedded store's writes for this process now, not at its first write: a
+        long-running app does, since another process writing under it leaves its open store
+        stale (Chroma then fails on every search of the changed product)."""
+        self.store.begin_write()
+
     def close(self) -> None:
         """Release the embedded store's writer lock."""
         self.store.close()

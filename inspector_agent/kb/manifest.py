@@ -3,6 +3,7 @@ the product's own expert grounder settings."""
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ MANIFEST_NAME = "manifest.yaml"
 SEVERITIES = ("minor", "major", "critical")
 PRODUCT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 Severity = Literal["minor", "major", "critical"]
+FIELDS = ("id", "name", "description", "mm_per_pixel", "defects", "expert")
+DEFECT_FIELDS = ("name", "description", "severity", "acceptance")
 
 
 class ManifestError(InspectorError):
@@ -76,10 +79,24 @@ def _text(data: dict[str, Any], key: str, where: str, required: bool = True) -> 
     return value.strip()
 
 
+def _known_fields(data: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    """Refuse a field the manifest does not have: a misspelt one would otherwise be dropped
+    without a word (a taxonomy under ``defect_types:`` would silently teach none)."""
+    unknown = [key for key in data if key not in allowed]
+    if unknown:
+        key = str(unknown[0])
+        close = difflib.get_close_matches(key, allowed, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ManifestError(
+            f"{where}: unknown field '{key}'{hint}; the fields are {', '.join(allowed)}"
+        )
+
+
 def manifest_from_dict(data: Any, where: str, default_id: str | None = None) -> ProductManifest:
     """Validate a parsed manifest; ``where`` (usually the file path) prefixes every error."""
     if not isinstance(data, dict):
         raise ManifestError(f"{where}: the manifest must be a mapping of fields")
+    _known_fields(data, FIELDS, where)
     product_id = check_product_id(data.get("id", default_id), f"{where}: field 'id'")
     scale = data.get("mm_per_pixel")
     if scale is not None and (
@@ -94,6 +111,7 @@ def manifest_from_dict(data: Any, where: str, default_id: str | None = None) -> 
         spot = f"{where}: defects[{index}]"
         if not isinstance(item, dict):
             raise ManifestError(f"{spot} must be a mapping with name, description, severity")
+        _known_fields(item, DEFECT_FIELDS, spot)
         severity = item.get("severity")
         if severity not in SEVERITIES:
             raise ManifestError(f"{spot}: field 'severity' must be one of {', '.join(SEVERITIES)}")

@@ -37,7 +37,8 @@ def acquire_write_lock(directory: Path) -> None:
             os.close(fd)
             raise StoreError(
                 f"the knowledge base at {directory} is being written by another process "
-                f"(pid {holder}); use a Chroma server (INSPECTOR_CHROMA_URL) for several writers"
+                f"(pid {holder}); if that is a running app, teach products in its Knowledge tab "
+                "or stop it first; for several writers use a Chroma server (INSPECTOR_CHROMA_URL)"
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())

@@ -89,6 +89,7 @@ def create_agent(settings: Settings, ingest_demo: bool = True) -> InspectorAgent
 
     torch.set_num_threads(max(1, settings.torch_threads))
     context = build_context(settings)
+    context.kb.begin_write()  # the app writes (Knowledge tab) and must be the only writer
     if ingest_demo:
         ensure_demo_products(settings, context.kb)
     return InspectorAgent(context)
