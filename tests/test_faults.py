@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,6 +31,7 @@ from inspector_agent.kb import KnowledgeBase
 from inspector_agent.kb.store import StoreError
 from inspector_agent.settings import Settings
 from inspector_agent.ui.app import create_agent
+from launch import main as launcher
 
 TESTS = str(Path(__file__).resolve().parent)
 SECRET_KEY = "sk-FAULTS-SECRET"
@@ -278,6 +280,22 @@ def test_a_running_app_keeps_other_writers_off_its_store(
         assert passages and "Dents" not in json.dumps([p.text for p in passages])
     finally:
         agent.context.kb.close()
+
+
+def test_a_damaged_store_is_one_line_in_the_cli_and_the_launcher(tmp_path: Path, capsys) -> None:
+    """Outcome: a knowledge base whose database file is garbage stops `kb list` and the app's
+    launcher with one line naming the store and what to do, exit code 2, no traceback."""
+    data = tmp_path / "data"
+    (data / "chroma").mkdir(parents=True)
+    (data / "chroma" / "chroma.sqlite3").write_bytes(os.urandom(20_000))
+    assert main(["--data-dir", str(data), "kb", "list"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a database" in err and "move it away" in err
+    other = tmp_path / "other"  # Chroma keeps a store that failed to open for the process
+    shutil.copytree(data, other)
+    assert launcher(["--data-dir", str(other), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the knowledge base at") and "Traceback" not in err
 
 
 def test_disk_full_while_saving_an_upload(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -82,19 +84,62 @@ def _client(settings: Settings) -> Any:
     return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
 
 
+@contextmanager
+def chroma_errors(location: str) -> Iterator[None]:
+    """Turn Chroma's own errors (a damaged database, a store changed under this process) into
+    one line naming the store, for the CLI and the app alike."""
+    from chromadb.errors import ChromaError
+
+    try:
+        yield
+    except ChromaError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StoreError(
+            f"the knowledge base at {location} failed ({reason}); if it is damaged, move it "
+            "away and teach the products again"
+        ) from exc
+
+
+class GuardedCollection:
+    """A Chroma collection whose calls raise :class:`StoreError` instead of Chroma's errors."""
+
+    def __init__(self, collection: Any, location: str) -> None:
+        self._collection = collection
+        self._location = location
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._collection, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with chroma_errors(self._location):
+                return attr(*args, **kwargs)
+
+        return call
+
+
 class Store:
     """The three collections (chunks, reference images, products) with our own embeddings."""
+
+    chunks: Any
+    images: Any
+    products: Any
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.embedded = not settings.chroma_url
         self.location = str(settings.chroma_url or settings.chroma_dir)
-        self.client = _client(settings)
-        self.chunks, self.images, self.products = (
-            self.client.get_or_create_collection(
-                name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+        with chroma_errors(self.location):
+            self.client = _client(settings)
+            self.chunks, self.images, self.products = (
+                GuardedCollection(self._collection(name), self.location)
+                for name in (CHUNKS, IMAGES, PRODUCTS)
             )
-            for name in (CHUNKS, IMAGES, PRODUCTS)
+
+    def _collection(self, name: str) -> Any:
+        return self.client.get_or_create_collection(
+            name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
         )
 
     def begin_write(self) -> None:
