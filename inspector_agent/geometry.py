@@ -138,7 +138,9 @@ def convex_hull_mask(mask: np.ndarray) -> np.ndarray:
     try:
         hull = ConvexHull(np.asarray(points, float))
         outline = [points[v] for v in hull.vertices]
-        ImageDraw.Draw(canvas).polygon(outline, fill=1, outline=1)
+        draw = ImageDraw.Draw(canvas)
+        draw.polygon(outline, fill=1, outline=1)
+        draw.line(outline + outline[:1], fill=1)  # a thin spike's fill can miss its tip
     except QhullError:  # all on one line: sorted, its ends are the first and last point
         ImageDraw.Draw(canvas).line([points[0], points[-1]], fill=1)
     return np.asarray(canvas, dtype=bool) | mask
