@@ -199,6 +199,20 @@ def test_a_ring_shaped_response_is_outlined_whole(settings: Settings) -> None:
     assert len(boxes_from_mask(grounder._mask(dots.astype(np.float32)))) == 2
 
 
+def test_a_rim_that_stands_out_on_one_side_is_outlined_whole(settings: Settings) -> None:
+    """A worn patch whose rim lights up strongly on one side only: the two strong arcs are two
+    pieces at the cut, but the fainter rest of the rim joins them in one candidate region, and
+    the outline covers the whole patch, not the arcs' corner of it."""
+    grounder = ExpertGrounder(settings, replace(SMALL, detail_area=1.0))
+    y, x = np.mgrid[0:160, 0:160].astype(float)
+    radius, angle = np.hypot(y - 60, x - 60), np.arctan2(y - 60, x - 60)
+    arcs = np.exp(-((angle - 0.5) ** 2) / 0.05) + np.exp(-((angle + 0.5) ** 2) / 0.05)
+    rim = ((0.6 + 0.4 * arcs) * np.exp(-((radius - 25) ** 2) / 18)).astype(np.float32)
+    assert ndimage.label(rim >= grounder.config.peak_fraction * rim.max())[1] == 2
+    boxes = boxes_from_mask(grounder._mask(rim))
+    assert len(boxes) == 1 and iou(boxes[0], Box(33, 33, 88, 88)) > 0.8
+
+
 def test_a_lone_defect_outranks_crests_of_a_rough_backdrop(settings: Settings) -> None:
     """Glints on a textured backdrop stand as high as the defect but no higher than their
     neighbours; the second box goes to the defect, the first to the strongest response."""

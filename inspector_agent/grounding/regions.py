@@ -26,7 +26,8 @@ def outline(
     follows the blob around each maximum rather than a fixed calibrated level (which misses
     most real defects whose maps stay below the references' extreme quantile). Where one
     region's cut leaves several pieces (the rim of a large uniform defect lights up, its inside
-    matches plain surface), the region is outlined by their convex hull.
+    matches plain surface), the region is outlined by the convex hull of the whole candidate
+    region, which holds the rest of the rim too, not only of the pieces above the cut.
     """
     eight = np.ones((3, 3), bool)
     base, peak = float(np.median(amap)), float(amap.max())
@@ -48,7 +49,6 @@ def outline(
     cores = keep[labels] & (amap >= base + peak_fraction * (own - base))
     mask = cores.copy()  # hulls go here, so one region's hull never joins another's pieces
     for region in np.flatnonzero(keep):
-        pieces = cores & (labels == region)
-        if mask_components(pieces)[1] > 1:
-            mask |= convex_hull_mask(pieces)
+        if mask_components(cores & (labels == region))[1] > 1:
+            mask |= convex_hull_mask(labels == region)
     return mask
