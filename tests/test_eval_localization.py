@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from inspector_agent.cli import main
 from inspector_agent.evaluation.localization import METRIC_NAMES, evaluate
@@ -123,3 +126,56 @@ def test_box_only_answers_are_scored_by_their_boxes(data_dir: Path) -> None:
     widget = evaluate(data_dir, BoxOnly(data_dir), shots=1)["categories"]["widget"]
     assert widget["box_miou"] == 1.0 and widget["box_acc_iou30"] == 1.0
     assert widget["image_auroc"] == 1.0 and widget["f1"] == 1.0
+
+
+def test_loco_region_folders_are_one_mask(tmp_path: Path) -> None:
+    """MVTec LOCO keeps one file per region in ground_truth/<defect>/<stem>/; the mask is their
+    union, and the reader takes the folder when there is no <stem>_mask.png."""
+    cat = make_mvtec(tmp_path, n_train=2, n_good=1, n_bad=1)
+    flat = cat / "ground_truth/blob/000_mask.png"
+    blob = np.asarray(Image.open(flat)) > 127
+    flat.unlink()
+    regions = cat / "ground_truth/blob/000"
+    regions.mkdir()
+    Image.fromarray((blob * 255).astype(np.uint8)).save(regions / "000.png")
+    corner = np.zeros_like(blob)
+    corner[:5, :7] = True
+    Image.fromarray((corner * 250).astype(np.uint8)).save(regions / "001.png")  # LOCO-style value
+    (category,) = find_categories(tmp_path)
+    (sample,) = [s for s in category.test if s.is_anomalous]
+    assert sample.mask_path == regions
+    size = (blob.shape[1], blob.shape[0])
+    assert np.array_equal(sample.load_mask(size), blob | corner)
+
+
+def _eval(data_dir: Path, tmp_path: Path) -> int:
+    out = tmp_path / "r.json"
+    argv = ["--data-dir", str(tmp_path / "d"), "eval", "localization", str(data_dir)]
+    return main([*argv, "--shots", "2", "--json", str(out)])
+
+
+def test_ground_truth_gaps_and_unreadable_masks_are_one_line(tmp_path: Path, capsys) -> None:
+    """A defect image without its mask would be scored as all normal: refused before any work,
+    naming the image; a mask that is not an image is named too; neither writes a report."""
+    cat = make_mvtec(tmp_path / "data", n_train=3, n_good=1, n_bad=2)
+    (cat / "ground_truth/blob/001_mask.png").unlink()
+    assert _eval(tmp_path / "data", tmp_path) == 2
+    err = capsys.readouterr().err.strip()
+    assert "test/blob/001.png: no ground-truth mask" in err and "Traceback" not in err
+    (cat / "ground_truth/blob/001_mask.png").write_bytes(b"not a png")
+    assert _eval(tmp_path / "data", tmp_path) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "001_mask.png: not a supported image" in err[-1] and "Traceback" not in "".join(err)
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_a_category_without_ground_truth_gets_image_metrics_only(tmp_path: Path, capsys) -> None:
+    cat = make_mvtec(tmp_path / "data", n_train=3, n_good=2, n_bad=2)
+    shutil.rmtree(cat / "ground_truth")
+    assert _eval(tmp_path / "data", tmp_path) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    widget = report["categories"]["widget"]
+    assert 0.0 <= widget["image_auroc"] <= 1.0 and widget["f1"] is not None
+    assert widget["pixel_auroc"] is None and widget["box_acc_iou30"] is None
+    assert report["config"]["without_masks"] == ["widget"]
+    assert "widget: no ground-truth masks" in capsys.readouterr().err

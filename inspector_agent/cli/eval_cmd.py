@@ -116,6 +116,8 @@ def run_localization(args: argparse.Namespace, settings: Settings) -> int:
         print(name[:15].ljust(16) + cells, file=sys.stderr)
     if args.by_defect:
         _print_defect_types(report["defect_types"])
+    for name in report["config"].get("without_masks", []):
+        print(f"{name}: no ground-truth masks, so only image metrics are given", file=sys.stderr)
     write_report(out, _clean(report))  # after the table, so a failed write still shows it
     return 0
 

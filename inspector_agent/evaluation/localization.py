@@ -145,6 +145,9 @@ def evaluate(
         "box_miou = mean over images, box_acc_iou30 = mean share of boxes with IoU >= 0.3",
         "aupro_fpr_limit": 0.3,
     }
+    unmasked = [c.name for c in found if not c.has_masks]
+    if unmasked:  # no ground truth: image metrics only
+        config["without_masks"] = unmasked
     if hasattr(grounder, "config"):
         from dataclasses import asdict, is_dataclass
 

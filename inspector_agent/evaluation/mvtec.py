@@ -1,4 +1,8 @@
-"""Read MVTec-AD-layout folders: ``train/good`` references, ``test/*`` queries, ``ground_truth`` masks."""
+"""Read MVTec-AD-layout folders: ``train/good`` references, ``test/*`` queries, ``ground_truth`` masks.
+
+A defect image's mask is ``ground_truth/<defect>/<stem>_mask.png`` (MVTec AD) or a folder
+``ground_truth/<defect>/<stem>/`` of region masks whose union is the mask (MVTec LOCO AD).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from inspector_agent.imaging import load_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -26,14 +32,20 @@ class TestSample:
         return self.defect != "good"
 
     def load_mask(self, size: tuple[int, int]) -> np.ndarray:
-        """Boolean ground-truth mask of ``size`` (width, height); all false without a mask file."""
+        """Boolean ground-truth mask of ``size`` (width, height); all false without a mask.
+
+        Raises :class:`~inspector_agent.imaging.ImageError` naming a mask file that cannot be read.
+        """
+        mask = np.zeros((size[1], size[0]), dtype=bool)
         if self.mask_path is None:
-            return np.zeros((size[1], size[0]), dtype=bool)
-        with Image.open(self.mask_path) as im:
-            mask = im.convert("L")
-            if mask.size != size:
-                mask = mask.resize(size, Image.Resampling.NEAREST)
-            return np.asarray(mask) > 127
+            return mask
+        regions = self.mask_path.is_dir()  # LOCO: one file per region, any non-zero value
+        for file in _images(self.mask_path) if regions else [self.mask_path]:
+            region = load_image(file).convert("L")
+            if region.size != size:
+                region = region.resize(size, Image.Resampling.NEAREST)
+            mask |= np.asarray(region) > (0 if regions else 127)
+        return mask
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,11 @@ class Category:
     root: Path
     train: list[Path]
     test: list[TestSample]
+
+    @property
+    def has_masks(self) -> bool:
+        """False for a category without ground truth (image metrics only)."""
+        return any(s.mask_path is not None for s in self.test)
 
     def references(self, shots: int, seed: int) -> list[Path]:
         """``shots`` training images sampled with ``seed`` (all of them when ``shots`` <= 0)."""
@@ -64,7 +81,8 @@ def _mask_for(root: Path, defect: str, image: Path) -> Path | None:
         candidate = folder / f"{image.stem}_mask{suffix}"
         if candidate.is_file():
             return candidate
-    return None
+    regions = folder / image.stem
+    return regions if _images(regions) else None
 
 
 def read_category(root: Path) -> Category:
@@ -83,7 +101,16 @@ def read_category(root: Path) -> Category:
             samples.append(TestSample(image, defect, mask))
     if not samples:
         raise FileNotFoundError(f"{root}: no test images")
-    return Category(root.name, root, train, samples)
+    category = Category(root.name, root, train, samples)
+    unmasked = [s for s in samples if s.is_anomalous and s.mask_path is None]
+    if category.has_masks and unmasked:  # a partial ground truth would score its gaps as normal
+        image = unmasked[0].path
+        raise FileNotFoundError(
+            f"{image}: no ground-truth mask (expected ground_truth/{unmasked[0].defect}/"
+            f"{image.stem}_mask.png); give every defect image its mask, or none for image "
+            "metrics only"
+        )
+    return category
 
 
 def find_categories(data_dir: Path, names: list[str] | None = None) -> list[Category]:
