@@ -19,6 +19,7 @@ from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from inspector_agent.evaluation.mvtec import read_category
 from inspector_agent.grounding.base import GroundingRequest, ReferenceSet
 from inspector_agent.grounding.expert import ExpertGrounder
 from inspector_agent.settings import Settings
@@ -67,12 +68,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), torch_threads=args.threads)
         grounder = ExpertGrounder(settings)
-        print(f"{'images':>24} {'K':>4} {'mode':>8} {'bank':>6} {'median ms':>10}")
         if args.category:
-            root = Path(args.category)
-            train = sorted((root / "train" / "good").iterdir())
-            queries = sorted(p for p in (root / "test").rglob("*") if p.is_file())[:4]
-            cases = [(root.name, train[:k], queries) for k in shots if k <= len(train)]
+            try:
+                category = read_category(Path(args.category))
+            except (FileNotFoundError, NotADirectoryError) as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            train, queries = category.train, [s.path for s in category.test][:4]
+            cases = [(category.name, train[:k], queries) for k in shots if k <= len(train)]
         else:
             cases = []
             for size in [(256, 256), (800, 600), (1600, 800)]:
@@ -80,6 +83,7 @@ def main() -> int:
                 refs = synthetic(folder / "refs", max(shots), size)
                 queries = synthetic(folder / "queries", 2, size, seed=1)
                 cases += [(f"synthetic {size[0]}x{size[1]}", refs[:k], queries) for k in shots]
+        print(f"{'images':>24} {'K':>4} {'mode':>8} {'bank':>6} {'median ms':>10}")
         for name, refs, queries in cases:
             ms = time_queries(grounder, refs, queries, args.repeats)
             bank = grounder.memory_bank(refs)
