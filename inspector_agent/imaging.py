@@ -13,6 +13,8 @@ from inspector_agent.errors import InspectorError
 from inspector_agent.geometry import CoordinateMap
 
 ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF"})
+# the file names of ALLOWED_FORMATS, for picking images out of a folder
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 # Qwen2.5-VL: 14 px patches merged 2x2, so model-input sides are multiples of 28.
@@ -23,6 +25,17 @@ MODEL_MAX_PIXELS = 28 * 28 * 1280  # the Qwen2.5-VL processor's default cap (128
 
 class ImageError(InspectorError):
     """An image that cannot be used, with a message naming the file and the problem."""
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The files directly in ``folder`` named like images, sorted (hidden files left out)."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
 
 
 def load_image(

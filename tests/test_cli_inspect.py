@@ -168,3 +168,22 @@ def test_human_output_says_when_the_model_server_was_down(
     assert code == 0 and out.startswith(f"{query.name}: defective")
     assert "  note: The model server is unreachable" in out
     assert "Answered with the expert grounder instead." in out and not err.strip()
+
+
+def test_a_folder_says_what_it_leaves_out(capsys, tmp_path: Path, category: Path) -> None:
+    """Photos in a subfolder or under an unknown name are not inspected, and the user is told;
+    hidden files (.DS_Store, macOS '._' copies) are left out silently."""
+    photos = tmp_path / "photos"
+    (photos / "shift-2").mkdir(parents=True)
+    query = next((category / "test/blob").iterdir())
+    (photos / "part.png").write_bytes(query.read_bytes())
+    (photos / "shift-2" / "part.png").write_bytes(query.read_bytes())
+    (photos / "notes.txt").write_text("lot 7")
+    (photos / "._part.png").write_bytes(b"resource fork")
+    (photos / ".DS_Store").write_bytes(b"\0")
+    code, out, err = _run(
+        capsys, tmp_path, str(photos), "--references", str(category / "train/good")
+    )
+    assert code == 0 and len(out.splitlines()) == 1
+    assert "directly in the folder are inspected, not notes.txt, shift-2/\n" in err
+    assert "._part.png" not in err and ".DS_Store" not in err

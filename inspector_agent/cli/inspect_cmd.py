@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from inspector_agent.errors import InspectorError
+from inspector_agent.imaging import IMAGE_SUFFIXES, image_files
 from inspector_agent.schema import InspectionResult, Verdict
 from inspector_agent.settings import Settings
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 
 
 class InspectInputError(InspectorError):
@@ -40,8 +39,20 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+def _note_skipped(folder: Path, images: list[Path]) -> None:
+    """Say on stderr which entries of ``folder`` are not inspected (subfolders, other files)."""
+    taken = set(images)
+    names = sorted(
+        p.name + ("/" if p.is_dir() else "")
+        for p in folder.iterdir()
+        if p not in taken and not p.name.startswith(".")
+    )
+    if names:
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        print(
+            f"note: only image files directly in the folder are inspected, not {shown}",
+            file=sys.stderr,
+        )
 
 
 def _reference_set(args: argparse.Namespace, settings: Settings):
@@ -58,9 +69,10 @@ def _reference_set(args: argparse.Namespace, settings: Settings):
     folder = Path(args.references)
     if not folder.is_dir():
         raise InspectInputError(f"{folder}: reference folder not found")
-    paths = _images_in(folder)
+    paths = image_files(folder)
     if not paths:
-        raise InspectInputError(f"{folder}: no reference images (png, jpg, bmp, tif, webp)")
+        names = ", ".join(s[1:] for s in IMAGE_SUFFIXES)
+        raise InspectInputError(f"{folder}: no reference images ({names})")
     return ReferenceSet(product_id=folder.name, paths=paths)
 
 
@@ -169,9 +181,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not target.exists():
         raise InspectInputError(f"{target}: file not found")
     if target.is_dir():
-        images = _images_in(target)
+        images = image_files(target)
         if not images:
             raise InspectInputError(f"{target}: no images in folder")
+        _note_skipped(target, images)
         overlays = _overlay_files(images, _overlay_folder(args.overlay, target))
     elif args.overlay:
         check_overlay_path(args.overlay)

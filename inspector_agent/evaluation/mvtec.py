@@ -13,9 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from inspector_agent.imaging import load_image
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+from inspector_agent.imaging import image_files, load_image
 
 
 @dataclass(frozen=True)
@@ -40,7 +38,7 @@ class TestSample:
         if self.mask_path is None:
             return mask
         regions = self.mask_path.is_dir()  # LOCO: one file per region, any non-zero value
-        for file in _images(self.mask_path) if regions else [self.mask_path]:
+        for file in image_files(self.mask_path) if regions else [self.mask_path]:
             region = load_image(file).convert("L")
             if region.size != size:
                 region = region.resize(size, Image.Resampling.NEAREST)
@@ -69,12 +67,6 @@ class Category:
         return sorted(random.Random(seed).sample(self.train, shots))
 
 
-def _images(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
 def _mask_for(root: Path, defect: str, image: Path) -> Path | None:
     folder = root / "ground_truth" / defect
     for suffix in (".png", image.suffix):
@@ -82,12 +74,12 @@ def _mask_for(root: Path, defect: str, image: Path) -> Path | None:
         if candidate.is_file():
             return candidate
     regions = folder / image.stem
-    return regions if _images(regions) else None
+    return regions if image_files(regions) else None
 
 
 def read_category(root: Path) -> Category:
     """Read one category folder; raises ``FileNotFoundError`` naming what is missing."""
-    train = _images(root / "train" / "good")
+    train = image_files(root / "train" / "good")
     if not train:
         raise FileNotFoundError(f"{root}: no reference images in train/good")
     test_dir = root / "test"
@@ -96,7 +88,7 @@ def read_category(root: Path) -> Category:
     samples = []
     for defect_dir in sorted(p for p in test_dir.iterdir() if p.is_dir()):
         defect = defect_dir.name
-        for image in _images(defect_dir):
+        for image in image_files(defect_dir):
             mask = None if defect == "good" else _mask_for(root, defect, image)
             samples.append(TestSample(image, defect, mask))
     if not samples:

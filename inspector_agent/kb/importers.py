@@ -14,9 +14,9 @@ from typing import Any
 import yaml
 
 from inspector_agent.errors import InspectorError
+from inspector_agent.imaging import image_files
 from inspector_agent.kb.manifest import check_product_id
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 _TITLE = re.compile(r"^\s*<([^>]*)>\s*(?:Description:\s*)?", re.IGNORECASE)
 
 
@@ -53,7 +53,7 @@ def mvtec_product_folder(
     """Write a product folder for an MVTec-AD category (train/good as references)."""
     check_product_id(product_id)
     good = category / "train" / "good"
-    images = sorted(p for p in good.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    images = image_files(good)
     if not images:
         raise DatasetError(
             f"{category}: no images in train/good (is it an MVTec-AD category folder?)"

@@ -11,10 +11,11 @@ import gradio as gr
 
 from inspector_agent.agent.service import InspectorAgent
 from inspector_agent.errors import InspectorError
+from inspector_agent.imaging import IMAGE_SUFFIXES
 from inspector_agent.records import RecordsError
 
 log = logging.getLogger(__name__)
-IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"]
+IMAGE_TYPES = list(IMAGE_SUFFIXES)
 BADGE = '<div class="verdict-badge verdict-{cls}">{text}</div>'
 
 

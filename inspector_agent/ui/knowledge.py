@@ -13,13 +13,14 @@ import yaml
 from inspector_agent.agent.service import InspectorAgent
 from inspector_agent.errors import InspectorError
 from inspector_agent.grounding.expert_config import settings_text
+from inspector_agent.imaging import IMAGE_SUFFIXES
 from inspector_agent.kb.folder import REFERENCES
 from inspector_agent.kb.manifest import MANIFEST_NAME
 from inspector_agent.safepaths import confined_path
 from inspector_agent.ui.auth import AuthError, Users
 
 SPEC_TYPES = [".md", ".markdown", ".txt", ".pdf"]
-IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"]
+IMAGE_TYPES = list(IMAGE_SUFFIXES)
 TAXONOMY_HELP = """# One entry per defect type (uncomment and edit), for example:
 # - name: scratch
 #   description: a thin bright line
