@@ -15,7 +15,6 @@ from inspector_agent.imaging import IMAGE_SUFFIXES
 from inspector_agent.records import RecordsError
 
 log = logging.getLogger(__name__)
-IMAGE_TYPES = list(IMAGE_SUFFIXES)
 BADGE = '<div class="verdict-badge verdict-{cls}">{text}</div>'
 
 
@@ -158,7 +157,7 @@ def build_inspect_tab(
     )
     box = gr.MultimodalTextbox(
         placeholder="Attach a photo and ask: is this part OK?",
-        file_types=IMAGE_TYPES,
+        file_types=list(IMAGE_SUFFIXES),
         file_count="single",
         sources=["upload"],
         elem_id="chat-input",

@@ -20,7 +20,6 @@ from inspector_agent.safepaths import confined_path
 from inspector_agent.ui.auth import AuthError, Users
 
 SPEC_TYPES = [".md", ".markdown", ".txt", ".pdf"]
-IMAGE_TYPES = list(IMAGE_SUFFIXES)
 TAXONOMY_HELP = """# One entry per defect type (uncomment and edit), for example:
 # - name: scratch
 #   description: a thin bright line
@@ -120,7 +119,7 @@ def build_knowledge_tab(agent: InspectorAgent, users: Users) -> None:
             references = gr.File(
                 label="Reference images of good parts",
                 file_count="multiple",
-                file_types=IMAGE_TYPES,
+                file_types=list(IMAGE_SUFFIXES),
                 type="filepath",
             )
             replace = gr.Checkbox(label="Replace an existing product with a different name")
