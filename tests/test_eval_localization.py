@@ -179,3 +179,47 @@ def test_a_category_without_ground_truth_gets_image_metrics_only(tmp_path: Path,
     assert widget["pixel_auroc"] is None and widget["box_acc_iou30"] is None
     assert report["config"]["without_masks"] == ["widget"]
     assert "widget: no ground-truth masks" in capsys.readouterr().err
+
+
+def test_several_seeds_give_the_median_of_the_draws(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    argv = ["--data-dir", str(tmp_path / "d"), "eval", "localization", str(data_dir)]
+    argv += ["--shots", "2", "--seed", "0,1,2", "--json", str(out), "--plots", str(tmp_path / "p")]
+    assert main(argv) == 0
+    report = json.loads(out.read_text())
+    assert report["config"]["seeds"] == [0, 1, 2] and "seed" not in report["config"]
+    assert set(report["seeds"]) == {"0", "1", "2"}
+    for name in METRIC_NAMES:
+        draws = [report["seeds"][s]["categories"]["widget"][name] for s in ("0", "1", "2")]
+        assert report["categories"]["widget"][name] == pytest.approx(float(np.median(draws)))
+        overall = [report["seeds"][s]["overall"][name] for s in ("0", "1", "2")]
+        assert report["overall"][name] == pytest.approx(float(np.median(overall)))
+    assert all((tmp_path / "p" / f"seed-{s}" / "roc.png").is_file() for s in (0, 1, 2))
+    assert (
+        main([*argv[:5], "--shots", "2", "--seed", "1", "--json", str(tmp_path / "one.json")]) == 0
+    )
+    single = json.loads((tmp_path / "one.json").read_text())
+    same = [m for m in METRIC_NAMES if m != "latency_ms_median"]  # the clock is not repeatable
+    one, draw = single["categories"]["widget"], report["seeds"]["1"]["categories"]["widget"]
+    assert {m: one[m] for m in same} == {m: draw[m] for m in same}
+    assert single["config"]["seed"] == 1 and "seeds" not in single
+
+
+def test_median_report_skips_missing_values_and_keeps_counts() -> None:
+    from inspector_agent.evaluation.seeds import median_report
+
+    def report(seed: int, pixel: float | None, images: int) -> dict:
+        kinds = {"widget": {"blob": {"images": images, "recall": seed / 4}}}
+        values = {"image_auroc": 0.5 + seed / 10, "pixel_auroc": pixel}
+        return {
+            "categories": {"widget": values},
+            "overall": values,
+            "config": {"seed": seed},
+            "defect_types": kinds,
+        }
+
+    merged = median_report({0: report(0, None, 3), 1: report(1, 0.8, 3), 2: report(2, 0.6, 3)})
+    assert merged["categories"]["widget"]["image_auroc"] == pytest.approx(0.6)
+    assert merged["categories"]["widget"]["pixel_auroc"] == pytest.approx(0.7)  # None left out
+    assert merged["defect_types"]["widget"]["blob"] == {"images": 3, "recall": 0.25}
+    assert merged["config"] == {"seeds": [0, 1, 2]}

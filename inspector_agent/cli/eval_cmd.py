@@ -45,7 +45,14 @@ def register(subparsers: Any) -> None:
         default=4,
         help="references sampled from train/good (default 4; 0, or more than there are: all)",
     )
-    loc.add_argument("--seed", type=int, default=0, help="seed of the reference sampling")
+    loc.add_argument(
+        "--seed",
+        type=_seeds,
+        default=[0],
+        metavar="S[,S...]",
+        help="seed of the reference sampling; several (0,1,2) report each metric's median over "
+        "the draws, with each draw's figures under 'seeds' (default 0)",
+    )
     loc.add_argument(
         "--json",
         dest="json_out",
@@ -69,6 +76,18 @@ def register(subparsers: Any) -> None:
     add_mmad(group)
 
 
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a seed or a comma-separated list: {text!r}"
+        ) from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"give distinct seeds: {text!r}")
+    return seeds
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -82,6 +101,7 @@ def _clean(value: Any) -> Any:
 def run_localization(args: argparse.Namespace, settings: Settings) -> int:
     """Evaluate, write the JSON report and print a short table."""
     from inspector_agent.evaluation.localization import evaluate
+    from inspector_agent.evaluation.seeds import median_report
     from inspector_agent.grounding import make_grounder
 
     data_dir = Path(args.data_dir)
@@ -96,18 +116,19 @@ def run_localization(args: argparse.Namespace, settings: Settings) -> int:
     out = Path(args.json_out)
     check_report_path(out)
     grounder = make_grounder(args.grounder, settings)
-    try:
-        report = evaluate(
-            data_dir,
-            grounder,
-            names,
-            args.shots,
-            args.seed,
-            args.plots and Path(args.plots),
-            args.by_defect,
-        )
-    except FileNotFoundError as exc:
-        raise EvalInputError(str(exc)) from None
+    several = len(args.seed) > 1
+    reports = {}
+    for seed in args.seed:
+        plots = args.plots and Path(args.plots) / (f"seed-{seed}" if several else "")
+        try:
+            reports[seed] = evaluate(
+                data_dir, grounder, names, args.shots, seed, plots, args.by_defect
+            )
+        except FileNotFoundError as exc:
+            raise EvalInputError(str(exc)) from None
+    report = median_report(reports) if several else reports[args.seed[0]]
+    if several:
+        print(f"median over seeds {', '.join(map(str, args.seed))}:", file=sys.stderr)
     rows = {**report["categories"], "overall": report["overall"]}
     metrics = list(report["overall"])
     print("category".ljust(16) + "".join(m[:14].rjust(15) for m in metrics), file=sys.stderr)
