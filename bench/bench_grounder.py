@@ -71,7 +71,7 @@ def main() -> int:
         if args.category:
             try:
                 category = read_category(Path(args.category))
-            except (FileNotFoundError, NotADirectoryError) as exc:
+            except FileNotFoundError as exc:  # the reader names what is missing
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
             train, queries = category.train, [s.path for s in category.test][:4]

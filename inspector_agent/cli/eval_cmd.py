@@ -119,7 +119,9 @@ def run_localization(args: argparse.Namespace, settings: Settings) -> int:
     several = len(args.seed) > 1
     reports = {}
     for seed in args.seed:
-        plots = args.plots and Path(args.plots) / (f"seed-{seed}" if several else "")
+        plots = args.plots and Path(args.plots)
+        if plots and several:
+            plots /= f"seed-{seed}"
         try:
             reports[seed] = evaluate(
                 data_dir, grounder, names, args.shots, seed, plots, args.by_defect
