@@ -32,6 +32,22 @@ def write_atomic(
     return path
 
 
+def write_problem(path: str | Path) -> str | None:
+    """Why ``path`` (a file or folder still to be written) cannot be created, or None.
+
+    Checked before long work, so a run is not lost to an output path that was never usable:
+    an existing parent that is a file, or a folder this user may not write in.
+    """
+    parent = Path(path).absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is a file, not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"no permission to write in {parent}"
+    return None
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     """``data`` to ``path``, whole or not at all."""
     return write_atomic(path, lambda handle: handle.write(data), text=False)

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from inspector_agent.atomic_files import write_atomic
+from inspector_agent.atomic_files import write_atomic, write_problem
 from inspector_agent.errors import InspectorError
 from inspector_agent.geometry import Box
 from inspector_agent.schema import InspectionResult, Verdict
@@ -179,6 +179,9 @@ def check_overlay_path(path: str | Path) -> Path:
     if path.suffix.lower() not in OVERLAY_FORMATS:
         known = ", ".join(sorted(OVERLAY_FORMATS))
         raise OverlayPathError(f"{path}: overlay must end in one of {known}")
+    problem = write_problem(path)
+    if problem:
+        raise OverlayPathError(f"{path}: cannot write the overlay: {problem}")
     return path
 
 

@@ -94,6 +94,13 @@ def test_no_references_is_exit_2(capsys, tmp_path: Path, category: Path) -> None
     assert code == 2 and "no reference images" in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_file_for_references_is_named_as_such(capsys, tmp_path: Path, category: Path) -> None:
+    query = next((category / "test/good").iterdir())
+    code, _, err = _run(capsys, tmp_path, str(query), "--references", str(query))
+    assert code == 2 and "is a file; --references takes a folder" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_folder_overlays_go_to_a_folder_one_per_image(
     capsys, tmp_path: Path, category: Path
 ) -> None:
@@ -130,12 +137,18 @@ def test_overlays_never_go_into_the_inspected_folder(
 
 
 @pytest.mark.parametrize(
-    ("overlay", "message"), [("out.gif", "must end in one of"), ("", "is a folder")]
+    ("overlay", "message"),
+    [
+        ("out.gif", "must end in one of"),
+        ("", "is a folder"),
+        ("taken/out.png", "taken is a file, not a folder"),
+    ],
 )
 def test_bad_overlay_path_is_refused_before_inspecting(
     capsys, tmp_path: Path, category: Path, overlay: str, message: str
 ) -> None:
     query = next((category / "test/blob").iterdir())
+    (tmp_path / "taken").write_text("a file where a folder is asked for\n")
     target = tmp_path / overlay if overlay else tmp_path
     code, out, err = _run(
         capsys, tmp_path, str(query), "--references", str(category / "train/good"),

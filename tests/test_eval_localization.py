@@ -85,19 +85,36 @@ def test_cli_writes_json(data_dir: Path, tmp_path: Path, capsys) -> None:
     assert main(["eval", "localization", str(tmp_path / "missing"), "--json", str(out)]) == 2
 
 
-def test_cli_refuses_a_folder_for_the_report_before_evaluating(
-    data_dir: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        (["--json", "."], "is a folder; --json takes a file name"),
+        (["--json", "taken/out.json"], "taken is a file, not a folder"),
+        (["--json", "out.json", "--plots", "taken"], "is a file; --plots takes a folder"),
+        (["--json", "out.json", "--plots", "taken/plots"], "taken is a file, not a folder"),
+    ],
+)
+def test_cli_refuses_unwritable_outputs_before_evaluating(
+    data_dir: Path,
+    tmp_path: Path,
+    capsys,
+    monkeypatch: pytest.MonkeyPatch,
+    outputs: list[str],
+    message: str,
 ) -> None:
     import inspector_agent.evaluation.localization as localization
 
     def never(*_args, **_kwargs):
-        raise AssertionError("evaluated although the report could not be written")
+        raise AssertionError("evaluated although the results could not be written")
 
     monkeypatch.setattr(localization, "evaluate", never)
+    monkeypatch.chdir(tmp_path)
+    Path("taken").write_text("a file where a folder is asked for\n")
     argv = ["--data-dir", str(tmp_path / "d"), "eval", "localization", str(data_dir)]
-    assert main([*argv, "--json", str(tmp_path)]) == 2
+    assert main([*argv, *outputs]) == 2
     err = capsys.readouterr().err
-    assert "is a folder" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not Path("out.json").exists()
 
 
 class BoxOnly:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from inspector_agent.atomic_files import write_text_atomic
+from inspector_agent.atomic_files import write_problem, write_text_atomic
 from inspector_agent.errors import InspectorError
 from inspector_agent.settings import Settings
 
@@ -19,9 +19,21 @@ class EvalInputError(InspectorError):
 
 
 def check_report_path(path: Path) -> None:
-    """Refuse a folder for ``--json`` before any work, whose results would otherwise be lost."""
+    """Refuse, before any work, a ``--json`` path the report could not be written to."""
     if path.is_dir():
         raise EvalInputError(f"{path}: is a folder; --json takes a file name")
+    problem = write_problem(path)
+    if problem:
+        raise EvalInputError(f"{path}: cannot write the report: {problem}")
+
+
+def check_plots_path(path: Path) -> None:
+    """Refuse, before any work, a ``--plots`` path that cannot be a folder of plots."""
+    if path.exists() and not path.is_dir():
+        raise EvalInputError(f"{path}: is a file; --plots takes a folder")
+    problem = write_problem(path)
+    if problem:
+        raise EvalInputError(f"{path}: cannot write the plots: {problem}")
 
 
 def write_report(path: Path, data: Any) -> None:
@@ -115,6 +127,8 @@ def run_localization(args: argparse.Namespace, settings: Settings) -> int:
     )
     out = Path(args.json_out)
     check_report_path(out)
+    if args.plots:
+        check_plots_path(Path(args.plots))
     grounder = make_grounder(args.grounder, settings)
     several = len(args.seed) > 1
     reports = {}

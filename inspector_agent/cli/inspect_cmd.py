@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from inspector_agent.atomic_files import write_problem
 from inspector_agent.errors import InspectorError
 from inspector_agent.imaging import IMAGE_SUFFIXES, image_files
 from inspector_agent.schema import InspectionResult, Verdict
@@ -67,6 +68,8 @@ def _reference_set(args: argparse.Namespace, settings: Settings):
             ) from None
         return references_for_product(args.product, settings)
     folder = Path(args.references)
+    if folder.is_file():
+        raise InspectInputError(f"{folder}: is a file; --references takes a folder of good images")
     if not folder.is_dir():
         raise InspectInputError(f"{folder}: reference folder not found")
     paths = image_files(folder)
@@ -105,6 +108,9 @@ def _overlay_folder(option: str | None, target: Path) -> Path | None:
         raise InspectInputError(f"{folder}: with a folder of images, --overlay names a folder")
     if folder.resolve() == target.resolve():
         raise InspectInputError(f"{folder}: overlays may not go into the folder being inspected")
+    problem = write_problem(folder)
+    if problem:
+        raise InspectInputError(f"{folder}: cannot write the overlays: {problem}")
     return folder
 
 
