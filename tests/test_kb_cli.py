@@ -12,6 +12,7 @@ from PIL import Image
 
 from inspector_agent.cli import main
 from inspector_agent.kb import KnowledgeBase
+from inspector_agent.kb.importers import DatasetError, mvtec_product_folder
 from inspector_agent.settings import Settings
 from knowledge.textures import RENDERERS
 from tests.mvtec_helpers import textured
@@ -126,3 +127,25 @@ def test_import_mmad(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None
     source.write_text(json.dumps({"MVTec": ["not", "a", "mapping"]}))
     code, _, err = _run(capsys, data, "import-mmad", str(source))
     assert code == 2 and "not MMAD domain knowledge" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-references", "0"], "--max-references: must be 1 or more, got 0"),
+        (["--max-references", "-2"], "--max-references: must be 1 or more, got -2"),
+        (["--max-references", "two"], "--max-references: not a whole number: 'two'"),
+    ],
+)
+def test_import_mvtec_refuses_a_count_below_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str], message: str
+) -> None:
+    data = tmp_path / "data"
+    category = str(_mvtec(tmp_path))
+    with pytest.raises(SystemExit) as exc:  # argparse's usage error
+        _run(capsys, data, "import-mvtec", category, "--product", "plate", *args)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert KnowledgeBase(Settings(data_dir=data)).list_products() == []
+    with pytest.raises(DatasetError, match="at least 1 reference"):  # callers other than the CLI
+        mvtec_product_folder(Path(category), "plate", tmp_path / "out", max_references=0)
+    assert not (tmp_path / "out").exists()

@@ -166,3 +166,23 @@ def test_records_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert json.loads(jsonl.read_text())["anomaly"] is True
     assert cli_main(["--data-dir", str(data), "records", "list", "--since", "nope"]) == 2
     assert "not a date" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("action", ["export-csv", "export-corrections"])
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [(".", "is a folder; give the export a file name"), ("taken/out", "is a file, not a folder")],
+)
+def test_records_cli_refuses_unwritable_exports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], action: str, target: str, message: str
+) -> None:
+    data = tmp_path / "data"
+    s = RecordStore(data / "records.sqlite")
+    s.add_feedback(_log(s, tmp_path, "a", True), True)
+    s.close()
+    (tmp_path / "taken").write_text("a file where a folder is asked for\n")
+    code = cli_main(["--data-dir", str(data), "records", action, str(tmp_path / target)])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "data", "taken", "up"]

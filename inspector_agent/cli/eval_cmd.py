@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector_agent.atomic_files import write_problem, write_text_atomic
+from inspector_agent.cli import at_least
 from inspector_agent.errors import InspectorError
 from inspector_agent.settings import Settings
 
@@ -53,7 +54,7 @@ def register(subparsers: Any) -> None:
     loc.add_argument("--categories", help="comma-separated category names (default: all)")
     loc.add_argument(
         "--shots",
-        type=int,
+        type=at_least(0),
         default=4,
         help="references sampled from train/good (default 4; 0, or more than there are: all)",
     )
@@ -81,7 +82,7 @@ def register(subparsers: Any) -> None:
     loc.add_argument("--grounder", default="expert", help="expert | vlm | local | fusion")
     loc.add_argument("--model", metavar="PATH", help="checkpoint for local (and fusion)")
     loc.add_argument("--model-url", metavar="URL", help="model server for vlm (and fusion)")
-    loc.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    loc.add_argument("--threads", type=at_least(1), default=2, help="torch threads (default 2)")
     loc.set_defaults(func=run_localization)
     from inspector_agent.cli.mmad_cmd import add_parser as add_mmad
 

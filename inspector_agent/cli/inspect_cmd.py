@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector_agent.atomic_files import write_problem
+from inspector_agent.cli import at_least
 from inspector_agent.errors import InspectorError
 from inspector_agent.imaging import IMAGE_SUFFIXES, image_files
 from inspector_agent.schema import InspectionResult, Verdict
@@ -36,7 +37,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--model", metavar="PATH", help="checkpoint for the local grounder")
     parser.add_argument("--model-url", metavar="URL", help="OpenAI-compatible model server (vlm)")
-    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight (vlm)")
+    parser.add_argument(
+        "--concurrency", type=at_least(1), default=8, help="requests in flight (vlm)"
+    )
     parser.set_defaults(func=run)
 
 

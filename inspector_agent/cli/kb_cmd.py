@@ -9,6 +9,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from inspector_agent.cli import at_least
 from inspector_agent.grounding.memory_bank import reference_order
 from inspector_agent.kb import IngestReport, KnowledgeBase
 from inspector_agent.kb.importers import import_folders, mmad_product_folders, mvtec_product_folder
@@ -161,7 +162,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search = sub.add_parser("search", help="search the specs")
     search.add_argument("query", metavar="QUERY")
     search.add_argument("--product", metavar="ID")
-    search.add_argument("-k", type=int, default=5, help="passages to show (default 5)")
+    search.add_argument("-k", type=at_least(1), default=5, help="passages to show (default 5)")
     search.set_defaults(func=_with_kb(cmd_search))
     remove = sub.add_parser("remove", help="remove a product")
     remove.add_argument("product", metavar="ID")
@@ -170,7 +171,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mvtec.add_argument("path", metavar="PATH")
     mvtec.add_argument("--product", required=True, metavar="ID")
     mvtec.add_argument(
-        "--max-references", type=int, default=32, help="good images kept (default 32)"
+        "--max-references", type=at_least(1), default=32, help="good images kept (default 32)"
     )
     mvtec.add_argument("--replace", action="store_true")
     mvtec.set_defaults(func=_with_kb(cmd_import_mvtec))

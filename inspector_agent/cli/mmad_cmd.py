@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from inspector_agent.cli import at_least
 from inspector_agent.cli.eval_cmd import check_report_path, write_report
 from inspector_agent.settings import Settings
 
@@ -17,11 +18,13 @@ def add_parser(group: Any) -> None:
     mmad.add_argument("--mmad-json", required=True, metavar="FILE", help="MMAD's mmad.json")
     mmad.add_argument("--images-root", required=True, metavar="DIR", help="MMAD image folder")
     mmad.add_argument("--grounder", choices=("vlm", "local"), default="vlm")
-    mmad.add_argument("--shots", type=int, default=1, help="normal templates per question (1)")
-    mmad.add_argument("--limit", type=int, help="ask only the first N questions")
+    mmad.add_argument(
+        "--shots", type=at_least(0), default=1, help="normal templates per question (1)"
+    )
+    mmad.add_argument("--limit", type=at_least(1), help="ask only the first N questions")
     mmad.add_argument("--seed", type=int, default=0, help="seed of the template draw")
-    mmad.add_argument("--concurrency", type=int, default=8, help="requests in flight (vlm)")
-    mmad.add_argument("--max-tokens", type=int, default=512, help="answer length cap")
+    mmad.add_argument("--concurrency", type=at_least(1), default=8, help="requests in flight (vlm)")
+    mmad.add_argument("--max-tokens", type=at_least(1), default=512, help="answer length cap")
     mmad.add_argument("--model", metavar="PATH", help="checkpoint for --grounder local")
     mmad.add_argument("--model-url", metavar="URL", help="model server for --grounder vlm")
     mmad.add_argument("--json", dest="json_out", metavar="OUT.json", help="write the report")

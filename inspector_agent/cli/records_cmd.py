@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from inspector_agent.atomic_files import write_problem
+from inspector_agent.cli import UserError, at_least
 from inspector_agent.records import RecordStore
 from inspector_agent.settings import Settings
 
@@ -16,7 +20,7 @@ def register(subparsers: Any) -> None:
 
     listing = group.add_parser("list", help="list inspections, newest first")
     _filters(listing)
-    listing.add_argument("--limit", type=int, default=50, help="at most this many rows")
+    listing.add_argument("--limit", type=at_least(1), default=50, help="at most this many rows")
     listing.set_defaults(func=_list)
 
     export = group.add_parser("export-csv", help="write the history as CSV")
@@ -66,10 +70,28 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _check_output(path: Path) -> None:
+    """Refuse an export path that is a folder or lies under a file, before reading the log."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; give the export a file name")
+    problem = write_problem(path)
+    if problem:
+        raise UserError(f"{path}: cannot write the export: {problem}")
+
+
+def _export(path: Path, write: Callable[[], int]) -> int:
+    """Run one export into ``path``; a failed write is one line, the log untouched."""
+    _check_output(path)
+    try:
+        return write()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write the export ({exc.strerror or exc})") from None
+
+
 def _export_csv(args: argparse.Namespace, settings: Settings) -> int:
     store = RecordStore(settings.records_path)
     try:
-        count = store.export_csv(args.path, **_query(args))
+        count = _export(Path(args.path), lambda: store.export_csv(args.path, **_query(args)))
     finally:
         store.close()
     print(f"wrote {count} inspections to {args.path}")
@@ -79,7 +101,12 @@ def _export_csv(args: argparse.Namespace, settings: Settings) -> int:
 def _export_corrections(args: argparse.Namespace, settings: Settings) -> int:
     store = RecordStore(settings.records_path)
     try:
-        count = store.export_corrections_jsonl(args.path, include_confirmed=not args.only_corrected)
+        count = _export(
+            Path(args.path),
+            lambda: store.export_corrections_jsonl(
+                args.path, include_confirmed=not args.only_corrected
+            ),
+        )
     finally:
         store.close()
     print(f"wrote {count} reviewed examples to {args.path}")

@@ -52,6 +52,8 @@ def mvtec_product_folder(
 ) -> Path:
     """Write a product folder for an MVTec-AD category (train/good as references)."""
     check_product_id(product_id)
+    if max_references < 1:
+        raise DatasetError(f"keep at least 1 reference image, not {max_references}")
     good = category / "train" / "good"
     images = image_files(good)
     if not images:
