@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from inspector_agent.atomic_files import write_problem
 from inspector_agent.errors import InspectorError
 
 ENV_PREFIX = "INSPECTOR_"
@@ -75,8 +76,10 @@ class Settings:
         return self.data_dir / "uploads"
 
     def with_overrides(self, **overrides: Any) -> Settings:
-        """A copy with the given non-``None`` fields replaced (typed like the field)."""
+        """A copy with the given non-``None`` fields replaced (typed like the field, checked)."""
         kept = {k: _coerce(k, v) for k, v in overrides.items() if v is not None}
+        for name, value in kept.items():
+            _check(name, value)
         return replace(self, **kept)
 
 
@@ -105,6 +108,29 @@ def _coerce(name: str, value: Any) -> Any:
     except ValueError:
         raise SettingsError(f"setting {name} must be a number, got {value!r}") from None
     return value
+
+
+_LEAST = {
+    "port": 1,
+    "torch_threads": 1,
+    "max_upload_mb": 1,
+    "max_image_pixels": 1,
+    "model_retries": 0,
+}
+
+
+def _check(name: str, value: Any) -> None:
+    """Refuse a value the app could only fail on later, with a traceback far from its cause."""
+    if name in _LEAST and value < _LEAST[name]:
+        raise SettingsError(f"setting {name} must be {_LEAST[name]} or more, got {value}")
+    if name == "port" and value > 65535:
+        raise SettingsError(f"setting port must be 65535 or less, got {value}")
+    if name == "model_timeout_s" and not value > 0:
+        raise SettingsError(f"setting model_timeout_s must be above 0, got {value}")
+    if name == "data_dir":
+        problem = write_problem(Path(value) / "records.sqlite")
+        if problem:
+            raise SettingsError(f"data directory {value}: {problem}")
 
 
 def _expert_overrides(value: Any) -> tuple[tuple[str, Any], ...]:

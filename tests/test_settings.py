@@ -42,6 +42,35 @@ def test_unknown_setting_and_unreadable_file(tmp_path: Path) -> None:
         load_settings(_file(tmp_path, "port = \n"))
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("port = 99999\n", "port must be 65535 or less, got 99999"),
+        ("port = 0\n", "port must be 1 or more, got 0"),
+        ("torch_threads = 0\n", "torch_threads must be 1 or more"),
+        ("max_upload_mb = -1\n", "max_upload_mb must be 1 or more"),
+        ("model_timeout_s = 0\n", "model_timeout_s must be above 0"),
+        ('data_dir = "taken"\n', "taken is a file, not a folder"),
+        ('data_dir = "taken/inspector"\n', "taken is a file, not a folder"),
+    ],
+)
+def test_values_that_could_only_fail_later_are_refused(
+    tmp_path: Path, monkeypatch, text: str, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("taken").write_text("a file where a folder is asked for\n")
+    with pytest.raises(SettingsError, match=message):
+        load_settings(_file(tmp_path, text))
+
+
+def test_a_file_for_the_data_directory_is_one_line(tmp_path: Path, capsys) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("a file where a folder is asked for\n")
+    assert main(["--data-dir", str(taken), "kb", "list"]) == 2
+    err = capsys.readouterr().err
+    assert f"data directory {taken}: {taken} is a file" in err and "Traceback" not in err
+
+
 def test_expert_table_reaches_the_grounder(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("INSPECTOR_EXPERT", raising=False)
     text = "[expert]\ntop_k = 0\nblocks = [4, 10, 15]\nwhiten = false\nalignment = 'global'\n"
