@@ -293,7 +293,7 @@ def test_a_damaged_store_is_one_line_in_the_cli_and_the_launcher(tmp_path: Path,
     assert err.count("\n") == 1 and "not a database" in err and "move it away" in err
     other = tmp_path / "other"  # Chroma keeps a store that failed to open for the process
     shutil.copytree(data, other)
-    assert launcher(["--data-dir", str(other), "--port", "0"]) == 2
+    assert launcher(["--data-dir", str(other), "--port", "7999"]) == 2  # refused before binding
     err = capsys.readouterr().err
     assert err.startswith("error: the knowledge base at") and "Traceback" not in err
 
