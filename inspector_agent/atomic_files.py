@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from inspector_agent.errors import InspectorError
+
 
 def write_atomic(
     path: str | Path, write: Callable[[IO[Any]], object], *, text: bool, newline: str | None = None
@@ -46,6 +48,22 @@ def write_problem(path: str | Path) -> str | None:
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"no permission to write in {parent}"
     return None
+
+
+class OutputPathError(InspectorError):
+    """A file cannot be written where it was asked for (one line, exit code 2 in the CLI)."""
+
+
+def check_output_file(path: str | Path, what: str) -> Path:
+    """``path`` as the file name of a ``what`` (report, overlay, export) still to be written,
+    checked before the work that makes it; a one-line :class:`OutputPathError` otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(f"{path}: is a folder; give the {what} a file name")
+    problem = write_problem(path)
+    if problem:
+        raise OutputPathError(f"{path}: cannot write the {what}: {problem}")
+    return path
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:

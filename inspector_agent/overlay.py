@@ -8,8 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from inspector_agent.atomic_files import write_atomic, write_problem
-from inspector_agent.errors import InspectorError
+from inspector_agent.atomic_files import OutputPathError, check_output_file, write_atomic
 from inspector_agent.geometry import Box
 from inspector_agent.schema import InspectionResult, Verdict
 
@@ -167,21 +166,12 @@ def _with_banner(
     return out
 
 
-class OverlayPathError(InspectorError):
-    """An overlay cannot be written where it was asked for."""
-
-
 def check_overlay_path(path: str | Path) -> Path:
     """``path`` as an overlay file name, or a one-line error naming what is wrong with it."""
-    path = Path(path)
-    if path.is_dir():
-        raise OverlayPathError(f"{path}: is a folder; give the overlay a file name")
+    path = check_output_file(path, "overlay")
     if path.suffix.lower() not in OVERLAY_FORMATS:
         known = ", ".join(sorted(OVERLAY_FORMATS))
-        raise OverlayPathError(f"{path}: overlay must end in one of {known}")
-    problem = write_problem(path)
-    if problem:
-        raise OverlayPathError(f"{path}: cannot write the overlay: {problem}")
+        raise OutputPathError(f"{path}: overlay must end in one of {known}")
     return path
 
 
@@ -194,6 +184,4 @@ def save_overlay(image: Image.Image, path: str | Path) -> Path:
             path, lambda handle: image.convert("RGB").save(handle, format=fmt), text=False
         )
     except OSError as exc:
-        raise OverlayPathError(
-            f"{path}: cannot write the overlay ({exc.strerror or exc})"
-        ) from None
+        raise OutputPathError(f"{path}: cannot write the overlay ({exc.strerror or exc})") from None

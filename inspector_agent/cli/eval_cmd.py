@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from inspector_agent.atomic_files import write_problem, write_text_atomic
+from inspector_agent.atomic_files import check_output_file, write_problem, write_text_atomic
 from inspector_agent.cli import at_least
 from inspector_agent.errors import InspectorError
 from inspector_agent.settings import Settings
@@ -17,15 +17,6 @@ from inspector_agent.settings import Settings
 
 class EvalInputError(InspectorError):
     """Bad input to ``inspector eval`` (one line, exit code 2)."""
-
-
-def check_report_path(path: Path) -> None:
-    """Refuse, before any work, a ``--json`` path the report could not be written to."""
-    if path.is_dir():
-        raise EvalInputError(f"{path}: is a folder; --json takes a file name")
-    problem = write_problem(path)
-    if problem:
-        raise EvalInputError(f"{path}: cannot write the report: {problem}")
 
 
 def check_plots_path(path: Path) -> None:
@@ -126,8 +117,7 @@ def run_localization(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.with_overrides(
         torch_threads=args.threads, model_path=args.model, model_url=args.model_url
     )
-    out = Path(args.json_out)
-    check_report_path(out)
+    out = check_output_file(args.json_out, "report")
     if args.plots:
         check_plots_path(Path(args.plots))
     grounder = make_grounder(args.grounder, settings)

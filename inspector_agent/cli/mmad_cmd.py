@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from inspector_agent.atomic_files import check_output_file
 from inspector_agent.cli import at_least
-from inspector_agent.cli.eval_cmd import check_report_path, write_report
+from inspector_agent.cli.eval_cmd import write_report
 from inspector_agent.settings import Settings
 
 
@@ -48,7 +49,7 @@ def run_mmad(args: argparse.Namespace, settings: Settings) -> int:
     else:
         backend = local_backend(settings, max_new_tokens=args.max_tokens)
     if args.json_out:  # before the questions are asked
-        check_report_path(Path(args.json_out))
+        check_output_file(args.json_out, "report")
     total = len(load_questions(args.mmad_json, args.limit))
     with tqdm(total=total, desc="mmad", unit="q", file=sys.stderr) as bar:
         report = evaluate_mmad(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from inspector_agent.atomic_files import write_problem
+from inspector_agent.atomic_files import check_output_file
 from inspector_agent.cli import UserError, at_least
 from inspector_agent.records import RecordStore
 from inspector_agent.settings import Settings
@@ -70,18 +70,9 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _check_output(path: Path) -> None:
-    """Refuse an export path that is a folder or lies under a file, before reading the log."""
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder; give the export a file name")
-    problem = write_problem(path)
-    if problem:
-        raise UserError(f"{path}: cannot write the export: {problem}")
-
-
 def _export(path: Path, write: Callable[[], int]) -> int:
     """Run one export into ``path``; a failed write is one line, the log untouched."""
-    _check_output(path)
+    check_output_file(path, "export")  # before the log is read
     try:
         return write()
     except OSError as exc:
