@@ -110,21 +110,22 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
-_LEAST = {
-    "port": 1,
-    "torch_threads": 1,
-    "max_upload_mb": 1,
-    "max_image_pixels": 1,
-    "model_retries": 0,
+_RANGES = {  # (least, most) of whole-number settings; None: no upper bound
+    "port": (1, 65535),
+    "torch_threads": (1, None),
+    "max_upload_mb": (1, None),
+    "max_image_pixels": (1, None),
+    "model_retries": (0, None),
 }
 
 
 def _check(name: str, value: Any) -> None:
     """Refuse a value the app could only fail on later, with a traceback far from its cause."""
-    if name in _LEAST and value < _LEAST[name]:
-        raise SettingsError(f"setting {name} must be {_LEAST[name]} or more, got {value}")
-    if name == "port" and value > 65535:
-        raise SettingsError(f"setting port must be 65535 or less, got {value}")
+    least, most = _RANGES.get(name, (None, None))
+    if least is not None and value < least:
+        raise SettingsError(f"setting {name} must be {least} or more, got {value}")
+    if most is not None and value > most:
+        raise SettingsError(f"setting {name} must be {most} or less, got {value}")
     if name == "model_timeout_s" and not value > 0:
         raise SettingsError(f"setting model_timeout_s must be above 0, got {value}")
     if name == "data_dir":
