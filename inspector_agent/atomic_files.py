@@ -74,3 +74,15 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """UTF-8 ``text`` to ``path``, whole or not at all."""
     return write_atomic(path, lambda handle: handle.write(text), text=True)
+
+
+def check_output_folder(path: str | Path, what: str) -> Path:
+    """``path`` as the folder for ``what`` (plots, overlays, checkpoints) still to be written,
+    checked before the work that fills it; a one-line :class:`OutputPathError` otherwise."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{path}: is a file; the {what} need a folder")
+    problem = write_problem(path / "_")
+    if problem:
+        raise OutputPathError(f"{path}: cannot write the {what}: {problem}")
+    return path

@@ -90,7 +90,7 @@ def test_cli_writes_json(data_dir: Path, tmp_path: Path, capsys) -> None:
     [
         (["--json", "."], "is a folder; give the report a file name"),
         (["--json", "taken/out.json"], "taken is a file, not a folder"),
-        (["--json", "out.json", "--plots", "taken"], "is a file; --plots takes a folder"),
+        (["--json", "out.json", "--plots", "taken"], "is a file; the plots need a folder"),
         (["--json", "out.json", "--plots", "taken/plots"], "taken is a file, not a folder"),
     ],
 )

@@ -91,8 +91,29 @@ def test_cli_writes_checkpoint_with_chosen_dims(
     assert "wrote a tiny Qwen2.5-VL checkpoint" in capsys.readouterr().out
 
 
-def test_cli_rejects_inconsistent_dims(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--hidden", "100"], "hidden / heads must be a whole multiple of 16"),
+        (["--layers", "0"], "layers must be 1 or more, got 0"),
+        (["--heads", "4", "--kv-heads", "3"], "must be a multiple of kv_heads"),
+        (["--min-pixels", "999999999"], "min_pixels must not exceed max_pixels"),
+    ],
+)
+def test_cli_rejects_inconsistent_dims(
+    tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str], message: str
+) -> None:
     with pytest.raises(SystemExit) as exc:
-        main([str(tmp_path / "m"), "--hidden", "100"])
-    assert exc.value.code == 2
+        main([str(tmp_path / "m"), *args])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+def test_cli_refuses_a_file_for_the_checkpoint_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "m").write_text("x", "utf-8")
+    with pytest.raises(SystemExit) as exc:
+        main([str(tmp_path / "m")])
+    assert exc.value.code == 2
+    assert "is a file; the checkpoint files need a folder" in capsys.readouterr().err

@@ -51,3 +51,34 @@ def test_export_mvtec_reads_back(tmp_path: Path) -> None:
     assert len(category.train) == 2 and len(category.test) == 6
     anomalous = [s for s in category.test if s.is_anomalous]
     assert len(anomalous) == 3 and all(s.load_mask((56, 56)).any() for s in anomalous)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--count", "0"], "--count: must be 1 or more, got 0"),
+        (["--size", "8"], "--size: must be 28 or more"),
+        (["--jitter", "-1"], "--jitter must be 0 or more"),
+    ],
+)
+def test_export_cli_refuses_bad_values_before_writing(
+    tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str], message: str
+) -> None:
+    from training.export_mvtec import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([str(tmp_path / "out"), *args])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_cli_refuses_a_file_for_its_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from training.export_mvtec import main
+
+    (tmp_path / "afile").write_text("x", "utf-8")
+    with pytest.raises(SystemExit) as exc:
+        main([str(tmp_path / "afile"), "--count", "2"])
+    assert exc.value.code == 2
+    assert "is a file; the exported images need a folder" in capsys.readouterr().err

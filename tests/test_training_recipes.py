@@ -68,3 +68,56 @@ def test_unreadable_recipe(tmp_path: Path) -> None:
         load_config(bad)
     with pytest.raises(RecipeError, match="cannot read"):
         load_config(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("sft_batch_size=0", "sft_batch_size must be 1 or more, got 0"),
+        ("grpo_steps=-1", "grpo_steps must be 0 or more"),
+        ("seed=-1", "seed must be 0 or more"),
+        ("image_size=10", "image_size must be 28 or more"),
+        ("temperature=0", "temperature must be above 0"),
+        ("learning_rate=-1e-6", "learning_rate must be above 0"),
+        ("tiny_hidden=100", "tiny model: hidden / heads"),
+        ("tiny_layers=0", "tiny model: layers must be 1 or more"),
+    ],
+)
+def test_values_a_run_could_only_fail_on_later_are_refused(override: str, message: str) -> None:
+    with pytest.raises(RecipeError, match=message):
+        load_config(None, [override])
+
+
+def test_a_tiny_dimension_is_not_checked_for_another_model() -> None:
+    assert load_config(None, ["model=/some/checkpoint", "tiny_hidden=100"]).tiny_hidden == 100
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "the recipe is empty"),
+        ("foo: [\n", "not valid YAML at line 2"),
+        ("a: 1\n\tb: 2\n", "not valid YAML"),
+    ],
+)
+def test_a_bad_recipe_file_is_one_line(tmp_path: Path, text: str, message: str) -> None:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(text, "utf-8")
+    with pytest.raises(RecipeError, match=message) as caught:
+        load_config(recipe)
+    assert "\n" not in str(caught.value)
+
+
+def test_train_cli_refuses_an_unusable_output_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from training.train import main
+
+    (tmp_path / "afile").write_text("x", "utf-8")
+    code = main([f"output_dir={tmp_path / 'afile' / 'run'}", "train_count=2", "eval_count=2"])
+    err = capsys.readouterr().err
+    assert code == 2 and "is a file, not a folder" in err and "Traceback" not in err
+    code = main([f"output_dir={tmp_path / 'afile'}"])
+    assert code == 2 and "is a file; the checkpoints and metrics need a folder" in (
+        capsys.readouterr().err
+    )

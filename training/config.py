@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from inspector_agent.errors import InspectorError
+from training.tiny_spec import TinySpec, TinySpecError
 
 
 class RecipeError(InspectorError):
@@ -17,6 +18,28 @@ class RecipeError(InspectorError):
 
 def _f(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
+
+
+# The smallest value of each numeric knob; below it a run fails late or silently does nothing.
+_LEAST: dict[str, int] = {
+    "seed": 0,
+    "train_count": 1,
+    "eval_count": 1,
+    "image_size": 28,
+    "sft_steps": 0,
+    "sft_batch_size": 1,
+    "grpo_steps": 0,
+    "prompts_per_step": 1,
+    "max_completion_length": 1,
+    "max_regenerations": 0,
+    "lora_r": 1,
+    "logging_steps": 1,
+    "save_steps": 0,
+    "torch_threads": 0,
+    "beta": 0,
+    "good_jitter": 0,
+}
+_ABOVE_ZERO = ("sft_lr", "learning_rate", "temperature", "tiny_rope_theta")
 
 
 @dataclass
@@ -89,6 +112,22 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         """Check the values that would otherwise fail deep inside a run."""
+        for name, least in _LEAST.items():
+            value = getattr(self, name)
+            if value < least:
+                raise RecipeError(f"{name} must be {least} or more, got {value}")
+        for name in _ABOVE_ZERO:
+            if not getattr(self, name) > 0:
+                raise RecipeError(f"{name} must be above 0, got {getattr(self, name)}")
+        if self.model == "tiny":
+            try:
+                TinySpec(
+                    layers=self.tiny_layers,
+                    hidden=self.tiny_hidden,
+                    rope_theta=self.tiny_rope_theta,
+                )
+            except TinySpecError as exc:
+                raise RecipeError(f"tiny model: {exc}") from None
         if self.data not in ("synthetic", "mvtec", "mmad", "corrections"):
             raise RecipeError(
                 f"data must be synthetic, mvtec, mmad or corrections, not {self.data!r}"
@@ -103,16 +142,31 @@ class TrainConfig:
             raise RecipeError("normal_fraction must be between 0 and 1")
 
 
+def _read_recipe(path: Path) -> dict[str, Any]:
+    """The mapping a YAML recipe file holds; a one-line :class:`RecipeError` for anything else."""
+    try:
+        values = yaml.safe_load(path.read_text("utf-8"))
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read recipe ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise RecipeError(f"{path}: not a recipe (not UTF-8 text)") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise RecipeError(f"{path}: not valid YAML{where} ({problem})") from None
+    if values is None:
+        raise RecipeError(f"{path}: the recipe is empty")
+    if not isinstance(values, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping of keys to values")
+    return values
+
+
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> TrainConfig:
     """Read a YAML recipe and apply ``key=value`` overrides (values parsed as YAML)."""
     values: dict[str, Any] = {}
     if path is not None:
-        try:
-            values = yaml.safe_load(Path(path).read_text("utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise RecipeError(f"{path}: cannot read recipe ({exc})") from None
-        if not isinstance(values, dict):
-            raise RecipeError(f"{path}: a recipe is a mapping of keys to values")
+        values = _read_recipe(Path(path))
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep:

@@ -11,6 +11,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from inspector_agent.atomic_files import check_output_folder
+from inspector_agent.cli import at_least
+from inspector_agent.errors import InspectorError
 from training.synthetic import KINDS, LABELS, good_image, synthesize
 
 
@@ -54,8 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.export_mvtec", description=__doc__)
     parser.add_argument("out", type=Path, help="folder to write (the category goes inside)")
     parser.add_argument("--category", default="synthetic", help="category folder name")
-    parser.add_argument("--count", type=int, default=50, help="test images (half anomalous)")
-    parser.add_argument("--size", type=int, default=112, help="image side in pixels")
+    parser.add_argument(
+        "--count", type=at_least(1), default=50, help="test images (half anomalous)"
+    )
+    parser.add_argument("--size", type=at_least(28), default=112, help="image side in pixels")
     parser.add_argument(
         "--kinds", default="cell", help=f"comma-separated kinds ({', '.join(KINDS)})"
     )
@@ -68,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
         parser.error(f"unknown kinds {unknown} (known: {', '.join(KINDS)})")
+    if args.jitter < 0:
+        parser.error(f"--jitter must be 0 or more, got {args.jitter}")
+    try:
+        check_output_folder(args.out, "exported images")
+    except InspectorError as exc:
+        parser.error(str(exc))
     root = export_mvtec(
         args.out, args.category, args.count, args.size, kinds, args.seed, jitter=args.jitter
     )

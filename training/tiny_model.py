@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -26,7 +25,9 @@ from transformers import (
     Qwen2VLVideoProcessor,
 )
 
-from inspector_agent.prompts import DEFAULT_MAX_PIXELS
+from inspector_agent.atomic_files import check_output_folder
+from inspector_agent.errors import InspectorError
+from training.tiny_spec import TinySpec
 
 # Qwen2.5-VL's added tokens, in the order of the real tokenizer.
 SPECIAL_TOKENS = [
@@ -64,26 +65,6 @@ WORDS = (
     "tags and the result in answer tags. Is there any defect in the object? Options: A B C D E "
     "Yes No. The query image looks the same as the reference. There is a region that differs."
 )
-
-
-@dataclass(frozen=True)
-class TinySpec:
-    """Dimensions of the tiny model (defaults from FIELD-NOTES: learns the answer format)."""
-
-    hidden: int = 128
-    layers: int = 4
-    mlp: int = 384
-    heads: int = 4
-    kv_heads: int = 2
-    vision_depth: int = 2
-    vision_hidden: int = 64
-    vision_heads: int = 2
-    vocab: int = 1024
-    min_pixels: int = 56 * 56
-    max_pixels: int = DEFAULT_MAX_PIXELS  # the prompt builder's budget (prompts.py contract)
-    max_positions: int = 4096
-    rope_theta: float = 10.0  # sized to short sequences and a few-token image grid (see below)
-    seed: int = 0
 
 
 def _corpus(seed: int) -> list[str]:
@@ -232,9 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-pixels", type=int, default=defaults.max_pixels)
     args = vars(parser.parse_args(argv))
     out_dir = args.pop("out_dir")
-    spec = TinySpec(**{**defaults.__dict__, **args})
-    if spec.hidden % spec.heads or (spec.hidden // spec.heads) % 16 or spec.heads % spec.kv_heads:
-        parser.error("--hidden / --heads must be a multiple of 16 and --heads of --kv-heads")
+    try:
+        spec = TinySpec(**{**defaults.__dict__, **args})
+        check_output_folder(out_dir, "checkpoint files")
+    except InspectorError as exc:
+        parser.error(str(exc))
     path = build_tiny_model(out_dir, spec)
     print(f"wrote a tiny Qwen2.5-VL checkpoint to {path}")
     return 0

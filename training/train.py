@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from inspector_agent.atomic_files import check_output_folder
 from inspector_agent.errors import InspectorError
 from inspector_agent.prompts import save_prompt_style
 from training.config import TrainConfig, load_config
@@ -115,7 +116,7 @@ def evaluate_stage(
 
 def run(config: TrainConfig) -> dict[str, Any]:
     """Run every configured stage; returns what ``eval.json`` holds."""
-    out = Path(config.output_dir)
+    out = check_output_folder(config.output_dir, "checkpoints and metrics")
     out.mkdir(parents=True, exist_ok=True)
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)

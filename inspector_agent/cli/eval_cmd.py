@@ -9,7 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from inspector_agent.atomic_files import check_output_file, write_problem, write_text_atomic
+from inspector_agent.atomic_files import (
+    check_output_file,
+    check_output_folder,
+    write_text_atomic,
+)
 from inspector_agent.cli import at_least
 from inspector_agent.errors import InspectorError
 from inspector_agent.settings import Settings
@@ -17,15 +21,6 @@ from inspector_agent.settings import Settings
 
 class EvalInputError(InspectorError):
     """Bad input to ``inspector eval`` (one line, exit code 2)."""
-
-
-def check_plots_path(path: Path) -> None:
-    """Refuse, before any work, a ``--plots`` path that cannot be a folder of plots."""
-    if path.exists() and not path.is_dir():
-        raise EvalInputError(f"{path}: is a file; --plots takes a folder")
-    problem = write_problem(path)
-    if problem:
-        raise EvalInputError(f"{path}: cannot write the plots: {problem}")
 
 
 def write_report(path: Path, data: Any) -> None:
@@ -119,7 +114,7 @@ def run_localization(args: argparse.Namespace, settings: Settings) -> int:
     )
     out = check_output_file(args.json_out, "report")
     if args.plots:
-        check_plots_path(Path(args.plots))
+        check_output_folder(args.plots, "plots")
     grounder = make_grounder(args.grounder, settings)
     several = len(args.seed) > 1
     reports = {}

@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from inspector_agent.atomic_files import write_problem
+from inspector_agent.atomic_files import check_output_folder
 from inspector_agent.cli import at_least
 from inspector_agent.errors import InspectorError
 from inspector_agent.imaging import IMAGE_SUFFIXES, image_files
@@ -111,10 +111,7 @@ def _overlay_folder(option: str | None, target: Path) -> Path | None:
         raise InspectInputError(f"{folder}: with a folder of images, --overlay names a folder")
     if folder.resolve() == target.resolve():
         raise InspectInputError(f"{folder}: overlays may not go into the folder being inspected")
-    problem = write_problem(folder)
-    if problem:
-        raise InspectInputError(f"{folder}: cannot write the overlays: {problem}")
-    return folder
+    return check_output_folder(folder, "overlays")
 
 
 def _overlay_files(images: list[Path], folder: Path | None) -> dict[Path, Path]:
