@@ -18,6 +18,12 @@ from inspector_agent.grounding.expert import ExpertConfig, ExpertGrounder
 from inspector_agent.settings import Settings
 
 
+@pytest.fixture(autouse=True)
+def _default_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    """Commands run without ``--data-dir`` keep their store and caches here, not in ``~``."""
+    monkeypatch.setenv("INSPECTOR_DATA_DIR", str(tmp_path_factory.mktemp("default-data")))
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings whose data directory is a fresh temporary folder."""

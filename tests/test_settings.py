@@ -58,6 +58,7 @@ def test_values_that_could_only_fail_later_are_refused(
     tmp_path: Path, monkeypatch, text: str, message: str
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("INSPECTOR_DATA_DIR")  # the file's data_dir would lose to it
     Path("taken").write_text("a file where a folder is asked for\n")
     with pytest.raises(SettingsError, match=message):
         load_settings(_file(tmp_path, text))

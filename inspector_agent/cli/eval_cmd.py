@@ -36,7 +36,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("eval", help="evaluate grounders on benchmark folders")
     group = parser.add_subparsers(dest="eval_command", metavar="BENCHMARK", required=True)
     loc = group.add_parser("localization", help="AUROC, AUPRO, box IoU and F1 on MVTec-style data")
-    loc.add_argument("data_dir", metavar="DATA_DIR", help="folder of categories (or one category)")
+    loc.add_argument(  # not "data_dir": that is the global --data-dir (store and caches)
+        "dataset", metavar="DATA_DIR", help="folder of categories (or one category)"
+    )
     loc.add_argument("--categories", help="comma-separated category names (default: all)")
     loc.add_argument(
         "--shots",
@@ -103,7 +105,7 @@ def run_localization(args: argparse.Namespace, settings: Settings) -> int:
     from inspector_agent.evaluation.seeds import median_report
     from inspector_agent.grounding import make_grounder
 
-    data_dir = Path(args.data_dir)
+    data_dir = Path(args.dataset)
     if not data_dir.is_dir():
         raise EvalInputError(f"{data_dir}: data folder not found")
     names = (

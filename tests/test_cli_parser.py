@@ -1,0 +1,56 @@
+"""The ``inspector`` parser as a whole: every subcommand has --help, none shadows a global option."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from inspector_agent.cli import build_parser
+
+
+def _subcommands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every (command words, parser) pair below ``parser``, depth first."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.append(((*path, name), sub))
+                found.extend(_subcommands(sub, (*path, name)))
+    return found
+
+
+SUBCOMMANDS = _subcommands(build_parser())
+GLOBAL_DESTS = {a.dest for a in build_parser()._actions} - {"help", "version", "command"}
+
+
+def test_the_tree_holds_every_command() -> None:
+    words = {" ".join(path) for path, _ in SUBCOMMANDS}
+    assert {"inspect", "eval localization", "eval mmad", "kb import-mvtec", "records list"} <= words
+
+
+@pytest.mark.parametrize("path", [p for p, _ in SUBCOMMANDS], ids=" ".join)
+def test_every_subcommand_has_help(path: tuple[str, ...], capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args([*path, "--help"])
+    assert exc.value.code == 0
+    assert f"usage: inspector {' '.join(path)}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("path", "sub"), SUBCOMMANDS, ids=[" ".join(p) for p, _ in SUBCOMMANDS])
+def test_no_subcommand_argument_shadows_a_global_option(
+    path: tuple[str, ...], sub: argparse.ArgumentParser
+) -> None:
+    # a subcommand's argument with the dest of a global option (--data-dir, --config) silently
+    # replaces it: the dataset folder of `eval localization` once became the data directory
+    clashes = {a.dest for a in sub._actions} & GLOBAL_DESTS
+    assert not clashes, f"inspector {' '.join(path)} shadows {clashes}"
+
+
+def test_eval_dataset_and_data_directory_stay_apart() -> None:
+    args = build_parser().parse_args(
+        ["--data-dir", "/tmp/store", "eval", "localization", "/data/mvtec", "--json", "o.json"]
+    )
+    assert (args.data_dir, args.dataset) == ("/tmp/store", "/data/mvtec")
