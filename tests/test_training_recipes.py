@@ -81,6 +81,10 @@ def test_unreadable_recipe(tmp_path: Path) -> None:
         ("learning_rate=-1e-6", "learning_rate must be above 0"),
         ("tiny_hidden=100", "tiny model: hidden / heads"),
         ("tiny_layers=0", "tiny model: layers must be 1 or more"),
+        ("rewards=[format, nope]", "unknown rewards nope"),
+        ("loss_type=ppo", "loss_type must be one of grpo, dapo"),
+        ("lr_scheduler_type=sometimes", "not a transformers schedule"),
+        ("vllm_mode=remote", "vllm_mode must be colocate or server"),
     ],
 )
 def test_values_a_run_could_only_fail_on_later_are_refused(override: str, message: str) -> None:
@@ -121,3 +125,27 @@ def test_train_cli_refuses_an_unusable_output_folder(
     assert code == 2 and "is a file; the checkpoints and metrics need a folder" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data=mvtec", "data_path={tmp}/missing"], "missing: folder not found"),
+        (["data=mvtec", "data_path={tmp}/afile"], "afile: is a file, not a folder"),
+        (["data=corrections", "data_path={tmp}/empty.jsonl"], "empty.jsonl: no training rows"),
+        (["model={tmp}/missing"], "missing: no such checkpoint folder"),
+        (["model={tmp}/emptydir"], "emptydir: cannot load it"),
+    ],
+)
+def test_train_cli_names_unusable_data_and_models(
+    tmp_path: Path, capsys: pytest.CaptureFixture, overrides: list[str], message: str
+) -> None:
+    from training.train import main
+
+    (tmp_path / "afile").write_text("x", "utf-8")
+    (tmp_path / "empty.jsonl").write_text("\n", "utf-8")
+    (tmp_path / "emptydir").mkdir()
+    argv = [o.format(tmp=tmp_path) for o in overrides]
+    code = main([*argv, f"output_dir={tmp_path / 'run'}", "train_count=2", "eval_count=2"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from inspector_agent.errors import InspectorError
+from training.rewards import REWARDS
 from training.tiny_spec import TinySpec, TinySpecError
 
 
@@ -39,6 +40,7 @@ _LEAST: dict[str, int] = {
     "beta": 0,
     "good_jitter": 0,
 }
+LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")  # TRL's, as our trainer subclass uses them
 _ABOVE_ZERO = ("sft_lr", "learning_rate", "temperature", "tiny_rope_theta")
 
 
@@ -87,7 +89,7 @@ class TrainConfig:
     num_generations: int = _f(8, "completions per prompt (group size)")
     prompts_per_step: int = _f(1, "prompt groups per optimiser step")
     beta: float = _f(0.04, "KL coefficient against the reference model")
-    loss_type: str = _f("grpo", "TRL loss type: grpo, dapo, dr_grpo, bnpo")
+    loss_type: str = _f("grpo", f"TRL loss type: {', '.join(LOSS_TYPES)}")
     temperature: float = _f(1.0, "sampling temperature for GRPO generations")
     max_completion_length: int = _f(256, "longest generated answer in tokens")
     rewards: list[str] = field(
@@ -134,6 +136,22 @@ class TrainConfig:
             )
         if self.data != "synthetic" and not self.data_path:
             raise RecipeError(f"data={self.data} needs data_path")
+        from transformers import SchedulerType
+
+        if self.lr_scheduler_type not in {kind.value for kind in SchedulerType}:
+            raise RecipeError(
+                f"lr_scheduler_type {self.lr_scheduler_type!r} is not a transformers schedule "
+                "(constant, linear, cosine, ...)"
+            )
+        if self.vllm_mode not in ("colocate", "server"):
+            raise RecipeError(f"vllm_mode must be colocate or server, not {self.vllm_mode!r}")
+        if self.loss_type not in LOSS_TYPES:
+            raise RecipeError(
+                f"loss_type must be one of {', '.join(LOSS_TYPES)}, not {self.loss_type!r}"
+            )
+        unknown = [name for name in self.rewards if name not in REWARDS]
+        if unknown:
+            raise RecipeError(f"unknown rewards {', '.join(unknown)} (known: {', '.join(REWARDS)})")
         if self.num_generations < 2:
             raise RecipeError("num_generations must be at least 2 (GRPO compares a group)")
         if self.reward_weights and len(self.reward_weights) != len(self.rewards):

@@ -20,8 +20,9 @@ import torch
 from inspector_agent.atomic_files import check_output_folder
 from inspector_agent.errors import InspectorError
 from inspector_agent.prompts import save_prompt_style
-from training.config import TrainConfig, load_config
+from training.config import RecipeError, TrainConfig, load_config
 from training.datasets import (
+    DatasetError,
     correction_rows,
     mmad_records,
     mvtec_pairs,
@@ -69,6 +70,8 @@ def build_rows(config: TrainConfig) -> tuple[list[dict[str, Any]], list[dict[str
         train = mmad_records(config.data_path, config.image_root or Path(config.data_path).parent)
     else:
         train = correction_rows(config.data_path)
+    if not train:
+        raise DatasetError(f"{config.data_path}: no training rows in it")
     return train, eval_rows
 
 
@@ -102,9 +105,16 @@ def load_model(config: TrainConfig, out: Path) -> tuple[Any, Any, str]:
             seed=config.seed,
         )
         path = str(build_tiny_model(out / "base", spec))
+    if (Path(path).is_absolute() or path.startswith(".")) and not Path(path).is_dir():
+        raise RecipeError(f"model {path}: no such checkpoint folder")
     dtype = torch.bfloat16 if config.bf16 else torch.float32
-    model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
-    return model, AutoProcessor.from_pretrained(path), path
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+        processor = AutoProcessor.from_pretrained(path)
+    except (OSError, ValueError) as exc:  # not found offline, or not a multimodal checkpoint
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RecipeError(f"model {path}: cannot load it ({first})") from None
+    return model, processor, path
 
 
 def evaluate_stage(

@@ -108,6 +108,9 @@ def read_category(root: Path) -> Category:
 def find_categories(data_dir: Path, names: list[str] | None = None) -> list[Category]:
     """Categories under ``data_dir`` (folders holding ``train/good``), optionally only ``names``."""
     data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        problem = "is a file, not a folder" if data_dir.exists() else "folder not found"
+        raise FileNotFoundError(f"{data_dir}: {problem}")
     if (data_dir / "train" / "good").is_dir():
         found = [data_dir]
     else:
