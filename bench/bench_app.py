@@ -23,6 +23,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 from inspector_agent.agent.service import InspectorAgent
+from inspector_agent.cli import at_least
 from inspector_agent.settings import Settings
 from inspector_agent.ui.app import create_agent, launch
 from inspector_agent.ui.auth import Users
@@ -136,10 +137,18 @@ def concurrent_users(url: str, queries: list[tuple[str, Path]], users: int, each
 def main() -> None:
     """Run the three measurements and print them as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--turns", type=int, default=20)
-    parser.add_argument("--users", type=int, default=8)
-    parser.add_argument("--each", type=int, default=2)
-    parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument(
+        "--turns", type=at_least(1), default=20, help="chat turns timed for overhead (default 20)"
+    )
+    parser.add_argument(
+        "--users", type=at_least(1), default=8, help="simultaneous API users (default 8)"
+    )
+    parser.add_argument(
+        "--each", type=at_least(1), default=2, help="inspections per user (default 2)"
+    )
+    parser.add_argument(
+        "--no-browser", action="store_true", help="skip the first-visible-step browser timing"
+    )
     parser.add_argument(
         "--data-dir", help="reuse a data directory (default: a fresh temporary one)"
     )

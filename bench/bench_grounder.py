@@ -19,6 +19,7 @@ from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from inspector_agent.cli import at_least, distinct_at_least
 from inspector_agent.evaluation.mvtec import read_category
 from inspector_agent.grounding.base import GroundingRequest, ReferenceSet
 from inspector_agent.grounding.expert import ExpertGrounder
@@ -60,11 +61,19 @@ def main() -> int:
     """Print a table of median latency per (image size, K)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("category", nargs="?", help="an MVTec-style category folder")
-    parser.add_argument("--shots", default="1,4,8,20")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--shots",
+        type=distinct_at_least(1),
+        default=[1, 4, 8, 20],
+        metavar="K[,K...]",
+        help="numbers of references (default 1,4,8,20)",
+    )
+    parser.add_argument(
+        "--repeats", type=at_least(1), default=3, help="timed queries per image (default 3)"
+    )
+    parser.add_argument("--threads", type=at_least(1), default=2, help="torch threads (default 2)")
     args = parser.parse_args()
-    shots = [int(k) for k in args.shots.split(",")]
+    shots = args.shots
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), torch_threads=args.threads)
         grounder = ExpertGrounder(settings)

@@ -24,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from inspector_agent.cli import at_least
 from inspector_agent.imaging import load_image
 from inspector_agent.kb import DEMO_PRODUCTS, KnowledgeBase
 from inspector_agent.kb.embeddings import embed_texts
@@ -205,8 +206,16 @@ def bench_images(
 def main() -> int:
     """Run every benchmark and print (and optionally save) the numbers."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
-    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument(
+        "--sizes",
+        type=at_least(1),
+        nargs="+",
+        default=[1000, 10_000, 100_000],
+        help="store sizes in chunks (default 1000 10000 100000)",
+    )
+    parser.add_argument(
+        "--repeats", type=at_least(1), default=50, help="queries timed per size (default 50)"
+    )
     parser.add_argument(
         "--realdata", type=Path, help="MVTec-layout categories (e.g. ../shared/realdata)"
     )

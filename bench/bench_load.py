@@ -34,6 +34,7 @@ from gradio_client import Client, handle_file
 from gradio_raw import RawApp
 from test_agent_fixtures import make_product, write_query
 
+from inspector_agent.cli import at_least
 from inspector_agent.records import RecordStore
 from inspector_agent.serving import free_port
 from inspector_agent.settings import Settings
@@ -150,9 +151,15 @@ def growth_per_minute(timeline: list[float], every: float) -> float:
 def main() -> None:
     """Start the app on 127.0.0.1 in a child process, drive it, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=120.0)
-    parser.add_argument("--queue-max", type=int, default=64)
+    parser.add_argument(
+        "--users", type=at_least(1), default=16, help="simultaneous sessions (default 16)"
+    )
+    parser.add_argument(
+        "--seconds", type=at_least(1), default=120, help="how long to keep them busy (default 120)"
+    )
+    parser.add_argument(
+        "--queue-max", type=at_least(1), default=64, help="the app's queue bound (default 64)"
+    )
     parser.add_argument("--serve", nargs=2, metavar=("ROOT", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:

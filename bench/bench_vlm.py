@@ -23,6 +23,7 @@ import httpx2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from inspector_agent.cli import at_least
 from inspector_agent.grounding import GroundingRequest, ReferenceSet
 from inspector_agent.grounding.model_io import ModelGrounder
 from inspector_agent.grounding.vlm import VlmBackend
@@ -116,10 +117,14 @@ def main() -> int:
     """Command line: start a server (or use ``--model-url``), measure, print JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-url", help="an existing server (default: start vLLM CPU)")
-    parser.add_argument("--api-key", default=None)
+    parser.add_argument("--api-key", default=None, help="the server's API key, if it has one")
     parser.add_argument("--model", help="checkpoint to serve (default: a fresh tiny model)")
-    parser.add_argument("--requests", type=int, default=16)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--requests", type=at_least(1), default=16, help="requests timed (default 16)"
+    )
+    parser.add_argument(
+        "--concurrency", type=at_least(1), default=8, help="parallel requests (default 8)"
+    )
     args = parser.parse_args()
     if args.model_url:
         report = run(args.model_url, args.api_key, args.requests, args.concurrency)

@@ -29,3 +29,9 @@ def test_a_folder_that_is_not_a_category_is_one_line(tmp_path: Path) -> None:
     run = _bench(str(tmp_path / "missing"))
     assert run.returncode == 2 and run.stdout == ""
     assert run.stderr.strip() == f"error: {tmp_path / 'missing'}: no reference images in train/good"
+
+
+def test_a_bad_number_of_references_is_a_usage_error(tmp_path: Path) -> None:
+    run = _bench(str(tmp_path), "--shots", "0,4")
+    assert run.returncode == 2 and "--shots: must be 1 or more, got 0" in run.stderr
+    assert "Traceback" not in run.stderr

@@ -54,3 +54,25 @@ def test_eval_dataset_and_data_directory_stay_apart() -> None:
         ["--data-dir", "/tmp/store", "eval", "localization", "/data/mvtec", "--json", "o.json"]
     )
     assert (args.data_dir, args.dataset) == ("/tmp/store", "/data/mvtec")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a", "not a whole number: 'a'"),
+        ("1,1", "give distinct numbers"),
+        ("-1", "must be 0 or more, got -1"),
+        (",", "give distinct numbers"),
+    ],
+)
+def test_bad_seed_lists_are_usage_errors(
+    text: str, message: str, capsys: pytest.CaptureFixture
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["eval", "localization", "d", "--json", "o", f"--seed={text}"])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_seed_lists_keep_their_order() -> None:
+    args = build_parser().parse_args(["eval", "localization", "d", "--json", "o", "--seed", "2,0"])
+    assert args.seed == [2, 0]

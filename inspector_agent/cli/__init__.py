@@ -35,6 +35,20 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def distinct_at_least(minimum: int) -> Callable[[str], list[int]]:
+    """An argparse ``type``: distinct comma-separated whole numbers (``0,1,2``), each at least
+    ``minimum``."""
+    single = at_least(minimum)
+
+    def parse(text: str) -> list[int]:
+        values = [single(part.strip()) for part in text.split(",") if part.strip()]
+        if not values or len(set(values)) != len(values):
+            raise argparse.ArgumentTypeError(f"give distinct numbers separated by commas: {text!r}")
+        return values
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every available subcommand registered."""
     parser = argparse.ArgumentParser(

@@ -14,7 +14,7 @@ from inspector_agent.atomic_files import (
     check_output_folder,
     write_text_atomic,
 )
-from inspector_agent.cli import at_least
+from inspector_agent.cli import at_least, distinct_at_least
 from inspector_agent.errors import InspectorError
 from inspector_agent.settings import Settings
 
@@ -48,7 +48,7 @@ def register(subparsers: Any) -> None:
     )
     loc.add_argument(
         "--seed",
-        type=_seeds,
+        type=distinct_at_least(0),
         default=[0],
         metavar="S[,S...]",
         help="seed of the reference sampling; several (0,1,2) report each metric's median over "
@@ -75,18 +75,6 @@ def register(subparsers: Any) -> None:
     from inspector_agent.cli.mmad_cmd import add_parser as add_mmad
 
     add_mmad(group)
-
-
-def _seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a seed or a comma-separated list: {text!r}"
-        ) from None
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"give distinct seeds: {text!r}")
-    return seeds
 
 
 def _clean(value: Any) -> Any:
