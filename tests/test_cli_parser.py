@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -76,3 +79,32 @@ def test_bad_seed_lists_are_usage_errors(
 def test_seed_lists_keep_their_order() -> None:
     args = build_parser().parse_args(["eval", "localization", "d", "--json", "o", "--seed", "2,0"])
     assert args.seed == [2, 0]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["kb", "--help"],
+        ["inspect", "missing.png", "--references", "refs"],
+        ["eval", "localization", "missing", "--json", "out.json"],
+        ["records", "list", "--limit", "0"],
+    ],
+    ids=" ".join,
+)
+def test_help_and_input_errors_do_not_load_the_models(argv: list[str], tmp_path) -> None:
+    # torch, transformers and Chroma take seconds to import: a typo must be answered at once
+    code = (
+        "import sys\n"
+        "from inspector_agent.cli import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted({'torch', 'transformers', 'chromadb'} & set(sys.modules)))\n"
+    )
+    env = {**os.environ, "INSPECTOR_DATA_DIR": str(tmp_path / "data")}
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert run.stdout.strip().splitlines()[-1] == "[]", run.stderr[-1000:]

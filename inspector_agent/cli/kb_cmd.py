@@ -5,17 +5,18 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, Any
 
 from inspector_agent.cli import at_least
-from inspector_agent.grounding.memory_bank import reference_order
-from inspector_agent.kb import IngestReport, KnowledgeBase
-from inspector_agent.kb.importers import import_folders, mmad_product_folders, mvtec_product_folder
-from inspector_agent.kb.ingest import Progress, coverage_advice
 from inspector_agent.settings import Settings
 from inspector_agent.wording import counted
+
+# The store pulls in Chroma and torch: it is imported when a command runs, so that
+# `inspector --help` and input errors answer at once.
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from inspector_agent.kb import IngestReport, KnowledgeBase
 
 
 class _Bars:
@@ -26,6 +27,8 @@ class _Bars:
         self.bars: dict[str, tqdm] = {}
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
         bar = self.bars.get(stage)
         if bar is None:
             self.close()  # one stage at a time keeps the terminal tidy
@@ -42,9 +45,8 @@ class _Bars:
 
 def _add(kb: KnowledgeBase, folder: Path, replace: bool) -> IngestReport:
     bars = _Bars(folder.name)
-    progress: Progress = bars
     try:
-        report = kb.add_product(folder, replace=replace, progress=progress)
+        report = kb.add_product(folder, replace=replace, progress=bars)
     finally:
         bars.close()
     print(report.summary())
@@ -55,6 +57,8 @@ def _with_kb(
     action: Callable[[argparse.Namespace, KnowledgeBase], int],
 ) -> Callable[[argparse.Namespace, Settings], int]:
     def handler(args: argparse.Namespace, settings: Settings) -> int:
+        from inspector_agent.kb import KnowledgeBase
+
         kb = KnowledgeBase(settings)
         try:
             return action(args, kb)
@@ -85,6 +89,9 @@ def cmd_list(args: argparse.Namespace, kb: KnowledgeBase) -> int:
 
 def cmd_show(args: argparse.Namespace, kb: KnowledgeBase) -> int:
     """A product's manifest, folder and calibration (each reference's leave-one-out score)."""
+    from inspector_agent.grounding.memory_bank import reference_order
+    from inspector_agent.kb.ingest import coverage_advice
+
     product = kb.get_product(args.product)
     refs = kb.reference_set(args.product)
     print(product.to_yaml().rstrip())
@@ -127,6 +134,8 @@ def cmd_remove(args: argparse.Namespace, kb: KnowledgeBase) -> int:
 
 def cmd_import_mvtec(args: argparse.Namespace, kb: KnowledgeBase) -> int:
     """Import an MVTec-AD category folder as a product."""
+    from inspector_agent.kb.importers import import_folders, mvtec_product_folder
+
     path = Path(args.path)
     import_folders(
         lambda out: [mvtec_product_folder(path, args.product, out, args.max_references)],
@@ -137,6 +146,8 @@ def cmd_import_mvtec(args: argparse.Namespace, kb: KnowledgeBase) -> int:
 
 def cmd_import_mmad(args: argparse.Namespace, kb: KnowledgeBase) -> int:
     """Import MMAD's domain_knowledge.json as one product per category."""
+    from inspector_agent.kb.importers import import_folders, mmad_product_folders
+
     reports: list[Any] = import_folders(
         lambda out: mmad_product_folders(Path(args.json), out),
         lambda folder: _add(kb, folder, args.replace),

@@ -1,7 +1,8 @@
-"""Grounders: expert (few-shot heatmap), vlm (served model), local (in-process model), fusion."""
+"""Grounders: expert (few-shot heatmap), vlm (served model), local (in-process model), fusion.
 
-from importlib import import_module
-from importlib.util import find_spec
+The backends (torch, transformers, HTTP clients) are imported by :func:`make_grounder` on first
+use, so the request types here load at once.
+"""
 
 from inspector_agent.grounding.base import (
     Grounder,
@@ -12,11 +13,6 @@ from inspector_agent.grounding.base import (
     make_grounder,
     register_grounder,
 )
-
-# Importing a backend registers it with the registry.
-for _module in ("expert", "vlm", "local", "fusion"):
-    if find_spec(f"inspector_agent.grounding.{_module}") is not None:
-        import_module(f"inspector_agent.grounding.{_module}")
 
 __all__ = [
     "Grounder",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from importlib import import_module
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -69,6 +71,7 @@ class Grounder(Protocol):
 
 GrounderFactory = Callable[[Settings], Grounder]
 _REGISTRY: dict[GrounderKind, GrounderFactory] = {}
+_BACKENDS = ("expert", "vlm", "local", "fusion")  # modules under inspector_agent.grounding
 
 
 def register_grounder(kind: GrounderKind | str) -> Callable[[GrounderFactory], GrounderFactory]:
@@ -83,8 +86,9 @@ def register_grounder(kind: GrounderKind | str) -> Callable[[GrounderFactory], G
 
 def make_grounder(kind: GrounderKind | str, settings: Settings) -> Grounder:
     """Build the grounder of ``kind`` for ``settings`` (importing the backends on first use)."""
-    from inspector_agent import grounding  # noqa: F401  (imports register the backends)
-
+    for name in _BACKENDS:  # importing a backend registers it
+        if find_spec(f"inspector_agent.grounding.{name}") is not None:
+            import_module(f"inspector_agent.grounding.{name}")
     try:
         key = GrounderKind(kind)
     except ValueError:
