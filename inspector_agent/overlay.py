@@ -81,7 +81,8 @@ def render_overlay(
         box = _scaled(defect.box, scale, size)
         colour = BOX_COLOURS[index % len(BOX_COLOURS)]
         _draw_box(draw, box, colour, line)
-        _draw_label(draw, box, f"{defect.label} {defect.score:.2f}", colour, font, size)
+        # the label only: a box's raw score is on another scale than the verdict's (the banner)
+        _draw_label(draw, box, defect.label, colour, font, size)
     return _with_banner(canvas, result, font, line)
 
 

@@ -152,4 +152,5 @@ def test_inspection_reply_ends_the_defect_list_before_its_notes() -> None:
     found = lines.index("Found 1 defect:")
     assert lines[found + 1].startswith("- **anomaly** at ")
     assert lines[found + 2] == ""  # or Markdown runs the next line into the bullet
-    assert "Note: matching: global" in lines[found + 3 :]
+    notes = lines.index("Notes:")
+    assert lines[notes - 1] == "" and lines[notes + 1 : notes + 3] == ["- matching: global", ""]

@@ -90,9 +90,11 @@ def inspection_reply(
         lines.append("The part differs from the references but no region could be boxed.")
     else:
         lines.append("No region differs from the known-good references beyond the threshold.")
+    notes = list(result.get("notes", []))
     if result.get("fell_back"):
-        lines.append("Note: the configured model was unavailable; the expert heatmap answered.")
-    lines += [f"Note: {n}" for n in result.get("notes", [])]
+        notes.insert(0, "the configured model was unavailable; the expert heatmap answered.")
+    if notes:  # a list, or Markdown runs the notes into one line
+        lines += ["", "Notes:", *(f"- {n}" for n in notes), ""]
     lines.append(
         f"_({result.get('grounder', '?')} grounder, {result.get('latency_ms', 0):.0f} ms)_"
     )

@@ -43,6 +43,7 @@ from inspector_agent.grounding.memory_bank import (
 from inspector_agent.imaging import load_image
 from inspector_agent.schema import Defect, InspectionResult, Verdict
 from inspector_agent.settings import Settings
+from inspector_agent.wording import counted
 
 MODEL_NAME = "efficientnet-lite0-patchnn"
 
@@ -307,7 +308,8 @@ class ExpertGrounder:
                 )
                 defects.append(Defect("anomaly", box, peak, int(inside.sum())))
             defects.sort(key=lambda d: -d.score)
-        notes = [f"matching: {cal.mode}", f"references: {len(request.references.paths)}"]
+        how = "place by place" if cal.mode == "aligned" else "anywhere on the part"
+        notes = [f"compared with {counted(len(request.references.paths), 'good reference')}, {how}"]
         close_call = _close_call(verdict, score, cal.image_threshold, self.config.borderline)
         if close_call:
             notes.append(close_call)

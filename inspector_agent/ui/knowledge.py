@@ -99,7 +99,11 @@ def build_knowledge_tab(agent: InspectorAgent, users: Users) -> None:
             product_id = gr.Textbox(label="Product id (lower-case, digits, - or _)")
             name = gr.Textbox(label="Name")
             description = gr.Textbox(label="Description", lines=2)
-            scale = gr.Number(label="Pixel scale (mm per pixel, optional)", minimum=0)
+            scale = gr.Number(
+                label="Pixel scale (mm per pixel, optional)",
+                minimum=0,
+                placeholder="empty: defect sizes in pixels only",
+            )
             taxonomy = gr.Code(
                 value=TAXONOMY_HELP, language="yaml", label="Defect taxonomy (YAML list)"
             )
