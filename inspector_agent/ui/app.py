@@ -14,7 +14,7 @@ from inspector_agent.agent.service import InspectorAgent
 from inspector_agent.settings import Settings
 from inspector_agent.ui.api import build_api
 from inspector_agent.ui.auth import Users
-from inspector_agent.ui.history import build_history_tab, filter_choices
+from inspector_agent.ui.history import build_history_tab
 from inspector_agent.ui.inspect import build_inspect_tab, product_choices
 from inspector_agent.ui.knowledge import build_knowledge_tab
 from inspector_agent.ui.showcase import build_showcase_tab
@@ -54,7 +54,7 @@ def build_app(agent: InspectorAgent, users: Users) -> gr.Blocks:
             with gr.Tab("Knowledge", id="knowledge", visible=not users.enabled) as knowledge:
                 build_knowledge_tab(agent, users)
             with gr.Tab("History", id="history") as history_tab:
-                history_product = build_history_tab(agent)
+                build_history_tab(agent, history_tab)
             with gr.Tab("Showcase", id="showcase"):
                 build_showcase_tab(agent)
         build_api(agent)
@@ -71,12 +71,6 @@ def build_app(agent: InspectorAgent, users: Users) -> gr.Blocks:
         # a product taught in the Knowledge tab (or elsewhere) is offered without a reload
         inspect_tab.select(
             lambda: gr.Dropdown(choices=product_choices(agent)), None, product, api_name=False
-        )
-        history_tab.select(
-            lambda: gr.Dropdown(choices=filter_choices(agent)),
-            None,
-            history_product,
-            api_name=False,
         )
     return demo
 

@@ -47,8 +47,8 @@ def filter_choices(agent: InspectorAgent) -> list[tuple[str, str]]:
     return [("all products", ""), *product_choices(agent)]
 
 
-def build_history_tab(agent: InspectorAgent) -> gr.Dropdown:
-    """Lay out the History tab and wire its events; returns its product filter."""
+def build_history_tab(agent: InspectorAgent, tab: gr.Tab) -> None:
+    """Lay out the History tab and wire its events; opening ``tab`` shows the latest log."""
     with gr.Row():
         product = gr.Dropdown(
             choices=filter_choices(agent),
@@ -91,4 +91,7 @@ def build_history_tab(agent: InspectorAgent) -> gr.Dropdown:
     filters = [product, since, until, verdict]
     refresh.click(show, filters, [table, status], api_name=False)
     export.click(export_csv, filters, [download, status], api_name=False)
-    return product
+    # products taught since the page loaded join the filter; the table is current on arrival
+    tab.select(
+        lambda: gr.Dropdown(choices=filter_choices(agent)), None, product, api_name=False
+    ).then(show, filters, [table, status], api_name=False)
