@@ -8,6 +8,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from test_agent_fixtures import make_product, write_query
@@ -91,6 +92,20 @@ def test_reference_image_is_ok_and_product_guessed_from_photo(world, agent: Insp
     assert state["result"]["verdict"] == "ok"
     assert "guessed from the photo" in state["reply"]
     assert "**Verdict: OK**" in state["reply"]
+
+
+def test_a_photo_of_an_unknown_part_is_not_inspected_as_a_known_one(
+    world, agent: InspectorAgent
+) -> None:
+    ctx, root = world
+    rng = np.random.default_rng(5)  # a colourful blotchy scene, nothing like the grey bracket
+    blotches = rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)
+    Image.fromarray(blotches).resize((96, 96), Image.Resampling.BICUBIC).save(root / "odd.png")
+    before = ctx.records.count()
+    state = agent.ask("stranger-1", "is this ok?", root / "odd.png")
+    assert "does not look like any product I know" in state["reply"]
+    assert "Known products: bracket" in state["reply"] and not state.get("result")
+    assert ctx.records.count() == before
 
 
 def test_follow_ups_spec_and_history(world, agent: InspectorAgent) -> None:

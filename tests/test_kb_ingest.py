@@ -158,6 +158,9 @@ def test_image_retrieval_and_product_suggestion(kb: KnowledgeBase, tmp_path: Pat
         )
         ranked = kb.suggest_product(query)
         assert ranked[0][0] == pid and ranked[0][1] > ranked[1][1]
+        # taken for its own product, and not for the next closest one
+        assert ranked[0][1] >= kb.recognition_floor(pid)
+        assert ranked[1][1] < kb.recognition_floor(ranked[1][0])
         closest = kb.closest_references(query, pid, k=2)
         assert len(closest) == 2 and all(p.parent.parent.parent.name == pid for p in closest)
 

@@ -102,6 +102,13 @@ def resolve_product(state: InspectorState, runtime: Runtime[AgentContext]) -> Up
         suggestions = ctx.kb.suggest_product(_query_image(state, ctx), k=1)
         if suggestions:
             pid, score = suggestions[0]
+            if score < ctx.kb.recognition_floor(pid):  # never inspect against a stranger's parts
+                return {
+                    "error": f"This photo does not look like any product I know (the closest, "
+                    f"{pid}, only {score:.2f} alike). Choose the product in the selector, or "
+                    f"teach it in the Knowledge tab with good images. Known products: {names}.",
+                    "step": "",
+                }
             note = f"Product {pid}: guessed from the photo (similarity {score:.2f}); pick it in the selector if this is wrong."
             return _product(pid, note, note)
     if state.intent == "spec" and state.product_id in known:

@@ -51,6 +51,14 @@ class Passage:
         return f"{self.product_id} / {self.source}{where}{page}"
 
 
+# A photo is taken for a product only when it looks like that product's own good images: at
+# least as similar as they are to each other less GUESS_MARGIN, and never below GUESS_FLOOR.
+# Measured (bench_kb.py --realdata): a product's own photos 0.77-0.99 to its references (the
+# varied magnetic tiles lowest), other products' photos at most 0.76.
+GUESS_FLOOR = 0.8
+GUESS_MARGIN = 0.1
+
+
 class KnowledgeBase:
     """Products, specs and reference images in Chroma; safe to share between threads."""
 
@@ -214,6 +222,17 @@ class KnowledgeBase:
             if meta["image_key"] in live:
                 best.setdefault(meta["product_id"], 1.0 - float(distance))
         return sorted(best.items(), key=lambda item: -item[1])[:k]
+
+    def recognition_floor(self, product_id: str) -> float:
+        """The least similarity at which a photo is taken for ``product_id`` (``GUESS_FLOOR``,
+        or its references' least similarity to each other less ``GUESS_MARGIN`` if higher)."""
+        keys = list(self._record(product_id)["image_keys"])
+        vectors = np.asarray(self.store.images.get(ids=keys, include=["embeddings"])["embeddings"])
+        if len(vectors) < 2:
+            return GUESS_FLOOR
+        similarity = vectors @ vectors.T
+        np.fill_diagonal(similarity, -1.0)
+        return max(GUESS_FLOOR, float(similarity.max(axis=1).min()) - GUESS_MARGIN)
 
 
 def references_for_product(product_id: str, settings: Settings) -> ReferenceSet:
