@@ -106,6 +106,13 @@ def test_a_photo_of_an_unknown_part_is_not_inspected_as_a_known_one(
     assert "does not look like any product I know" in state["reply"]
     assert "Known products: bracket" in state["reply"] and not state.get("result")
     assert ctx.records.count() == before
+    chosen = agent.ask("stranger-2", "is this ok?", root / "odd.png", product="bracket")
+    assert chosen["result"]["verdict"] in ("ok", "defective")  # the supervisor's choice stands
+    assert "looks unlike every good image of bracket" in chosen["reply"]
+    usual = agent.ask(
+        "stranger-3", "is this ok?", write_query(root, "u.png", False), product="bracket"
+    )
+    assert "looks unlike" not in usual["reply"]
 
 
 def test_follow_ups_spec_and_history(world, agent: InspectorAgent) -> None:

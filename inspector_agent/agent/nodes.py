@@ -93,11 +93,11 @@ def resolve_product(state: InspectorState, runtime: Runtime[AgentContext]) -> Up
     names = ", ".join(sorted(known)) or "none yet"
     hint = (state.product_hint or "").strip()
     if pid := mentioned_product(state.text, products):
-        return _product(pid, f"Product {pid}: named in the message.")
+        return _product(pid, f"Product {pid}: named in the message.", _unlike(state, ctx, pid))
     if hint:
         if hint not in known:
             return {"error": f"Unknown product {hint!r}. Known products: {names}.", "step": ""}
-        return _product(hint, f"Product {hint}: chosen in the selector.")
+        return _product(hint, f"Product {hint}: chosen in the selector.", _unlike(state, ctx, hint))
     if state.intent == "inspect" and known:
         suggestions = ctx.kb.suggest_product(_query_image(state, ctx), k=1)
         if suggestions:
@@ -120,6 +120,19 @@ def resolve_product(state: InspectorState, runtime: Runtime[AgentContext]) -> Up
         "error": f"Which product is this about? Choose one in the selector or name it. Known products: {names}.",
         "step": "",
     }
+
+
+def _unlike(state: InspectorState, ctx: AgentContext, pid: str) -> str:
+    """A warning when the photo to inspect looks unlike every good image of the chosen product."""
+    if state.intent != "inspect" or not state.image_path:
+        return ""
+    alike = ctx.kb.resemblance(_query_image(state, ctx), pid)
+    if alike >= ctx.kb.recognition_floor(pid):
+        return ""
+    return (
+        f"This photo looks unlike every good image of {pid} (only {alike:.2f} alike): "
+        "check that the right product is chosen before acting on the verdict."
+    )
 
 
 def _product(pid: str, step: str, note: str = "") -> Update:

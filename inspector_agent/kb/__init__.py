@@ -223,6 +223,13 @@ class KnowledgeBase:
                 best.setdefault(meta["product_id"], 1.0 - float(distance))
         return sorted(best.items(), key=lambda item: -item[1])[:k]
 
+    def resemblance(self, image: Image.Image, product_id: str) -> float:
+        """How alike ``image`` is to the closest of ``product_id``'s reference images, in [-1, 1]."""
+        live = set(self._record(product_id)["image_keys"])
+        found = self._image_query(image, len(live) + 4, {"product_id": product_id})
+        pairs = zip(found["metadatas"][0], found["distances"][0], strict=True)
+        return max((1.0 - float(d) for m, d in pairs if m["image_key"] in live), default=-1.0)
+
     def recognition_floor(self, product_id: str) -> float:
         """The least similarity at which a photo is taken for ``product_id`` (``GUESS_FLOOR``,
         or its references' least similarity to each other less ``GUESS_MARGIN`` if higher)."""
