@@ -13,6 +13,7 @@ from PIL import Image
 from inspector_agent.cli import main as cli_main
 from inspector_agent.geometry import Box
 from inspector_agent.records import RecordsError, RecordStore, store_upload
+from inspector_agent.records_export import export_corrections_jsonl, export_csv
 from inspector_agent.schema import Defect, InspectionResult, Verdict
 
 
@@ -128,7 +129,7 @@ def test_feedback_and_corrections_export(store: RecordStore, tmp_path: Path) -> 
         store.add_feedback(999, True)
 
     out = tmp_path / "exports" / "corrections.jsonl"
-    assert store.export_corrections_jsonl(out) == 3
+    assert export_corrections_jsonl(store, out) == 3
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [ex["anomaly"] for ex in lines] == [True, False, True]
     assert lines[0]["defects"] == [{"label": "scratch", "bbox": [10.0, 12.0, 30.0, 40.0]}]
@@ -136,7 +137,7 @@ def test_feedback_and_corrections_export(store: RecordStore, tmp_path: Path) -> 
     assert lines[2]["defects"] == [{"label": "dent", "bbox": [1, 2, 3, 4]}]
     assert Path(lines[0]["image_path"]).exists()
     assert set(lines[0]) == {"image_path", "reference_paths", "product_id", "anomaly", "defects"}
-    assert store.export_corrections_jsonl(out, include_confirmed=False) == 2
+    assert export_corrections_jsonl(store, out, include_confirmed=False) == 2
 
 
 def test_csv_export(store: RecordStore, tmp_path: Path) -> None:
@@ -144,7 +145,7 @@ def test_csv_export(store: RecordStore, tmp_path: Path) -> None:
     _log(store, tmp_path, "bb", False, product_id="gear")
     store.add_feedback(first, False)
     out = tmp_path / "history.csv"
-    assert store.export_csv(out, product_id="bracket") == 1
+    assert export_csv(store, out, product_id="bracket") == 1
     rows = list(csv.DictReader(out.open()))
     assert rows[0]["serial"] == "S1" and rows[0]["feedback"] == "wrong"
     assert rows[0]["defects"] == "scratch"

@@ -10,6 +10,7 @@ from typing import Any
 from inspector_agent.atomic_files import check_output_file
 from inspector_agent.cli import UserError, at_least
 from inspector_agent.records import RecordStore
+from inspector_agent.records_export import export_corrections_jsonl, export_csv
 from inspector_agent.settings import Settings
 
 
@@ -82,7 +83,7 @@ def _export(path: Path, write: Callable[[], int]) -> int:
 def _export_csv(args: argparse.Namespace, settings: Settings) -> int:
     store = RecordStore(settings.records_path)
     try:
-        count = _export(Path(args.path), lambda: store.export_csv(args.path, **_query(args)))
+        count = _export(Path(args.path), lambda: export_csv(store, args.path, **_query(args)))
     finally:
         store.close()
     print(f"wrote {count} inspections to {args.path}")
@@ -94,8 +95,8 @@ def _export_corrections(args: argparse.Namespace, settings: Settings) -> int:
     try:
         count = _export(
             Path(args.path),
-            lambda: store.export_corrections_jsonl(
-                args.path, include_confirmed=not args.only_corrected
+            lambda: export_corrections_jsonl(
+                store, args.path, include_confirmed=not args.only_corrected
             ),
         )
     finally:

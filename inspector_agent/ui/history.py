@@ -7,6 +7,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from inspector_agent import records_export
 from inspector_agent.agent.service import InspectorAgent
 from inspector_agent.records import RecordsError
 from inspector_agent.ui.inspect import product_choices
@@ -77,7 +78,8 @@ def build_history_tab(agent: InspectorAgent, tab: gr.Tab) -> None:
     def export_csv(product_id, start, end, wanted):
         out = Path(tempfile.mkdtemp(prefix="inspector-export-")) / "inspections.csv"
         try:
-            count = agent.context.records.export_csv(
+            count = records_export.export_csv(
+                agent.context.records,
                 out,
                 product_id=product_id or None,
                 verdict=wanted or None,
