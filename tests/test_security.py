@@ -137,6 +137,18 @@ def test_engineer_may_search_through_the_same_path(served) -> None:
     assert ok and "spec.md" in out[0] and "only engineers" not in out[0]
 
 
+def test_removal_refreshes_the_spec_search_filter(served) -> None:
+    agent, url, root = served
+    agent.context.kb.add_product(make_product(root / "later", "hinge", references=2))
+    raw = RawApp(url, ("eve", "pw-e"))
+    try:
+        ok, out = raw.call(raw.fn_index("Remove product id"), ["hinge"])
+    finally:
+        raw.close()
+    choices = [value for _, value in out[2]["choices"]]
+    assert ok and out[0] == "Removed hinge." and choices == ["", "bracket"]
+
+
 def test_wrong_password_gets_nothing(served) -> None:
     _, url, _ = served
     with pytest.raises(Exception):  # noqa: B017  (httpx raises its own status error)

@@ -10,7 +10,7 @@ import gradio as gr
 from inspector_agent import records_export
 from inspector_agent.agent.service import InspectorAgent
 from inspector_agent.records import RecordsError
-from inspector_agent.ui.inspect import product_choices
+from inspector_agent.ui.inspect import filter_choices
 from inspector_agent.wording import counted
 
 COLUMNS = ["id", "time", "user", "product", "serial", "verdict", "defects", "grounder", "feedback"]
@@ -41,11 +41,6 @@ def history_rows(
         ]
         for r in rows
     ]
-
-
-def filter_choices(agent: InspectorAgent) -> list[tuple[str, str]]:
-    """The History tab's product filter: all products, then each one."""
-    return [("all products", ""), *product_choices(agent)]
 
 
 def build_history_tab(agent: InspectorAgent, tab: gr.Tab) -> None:

@@ -129,6 +129,11 @@ def product_choices(agent: InspectorAgent) -> list[tuple[str, str]]:
     return [(p.name, p.id) for p in agent.context.kb.list_products()]
 
 
+def filter_choices(agent: InspectorAgent) -> list[tuple[str, str]]:
+    """A product filter's choices: all products, then each one."""
+    return [("all products", ""), *product_choices(agent)]
+
+
 def build_inspect_tab(
     agent: InspectorAgent, thread_secret: str
 ) -> tuple[gr.BrowserState, gr.Chatbot, gr.Dropdown, Callable[[str], list[dict[str, Any]]]]:

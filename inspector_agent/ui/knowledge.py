@@ -18,6 +18,7 @@ from inspector_agent.kb.folder import REFERENCES
 from inspector_agent.kb.manifest import MANIFEST_NAME
 from inspector_agent.safepaths import confined_path
 from inspector_agent.ui.auth import AuthError, Users
+from inspector_agent.ui.inspect import filter_choices
 
 SPEC_TYPES = [".md", ".markdown", ".txt", ".pdf"]
 TAXONOMY_HELP = """# One entry per defect type (uncomment and edit), for example:
@@ -90,6 +91,10 @@ def stage_folder(
     return folder
 
 
+def _filter(agent: InspectorAgent) -> gr.Dropdown:
+    return gr.Dropdown(choices=filter_choices(agent))
+
+
 def build_knowledge_tab(agent: InspectorAgent, users: Users) -> None:
     """Lay out the Knowledge tab; every handler checks the engineer role on the server."""
     kb = agent.context.kb
@@ -137,7 +142,7 @@ def build_knowledge_tab(agent: InspectorAgent, users: Users) -> None:
                 interactive=False,
             )
             query = gr.Textbox(label="Search the specs")
-            search_product = gr.Textbox(label="in product (optional)")
+            search_product = gr.Dropdown(choices=filter_choices(agent), value="", label="in")
             found = gr.Markdown()
             remove_id = gr.Textbox(label="Remove product id")
             remove = gr.Button("Remove", variant="stop")
@@ -182,8 +187,8 @@ def build_knowledge_tab(agent: InspectorAgent, users: Users) -> None:
                     progress=lambda stage, done, total: progress((done, total or 1), desc=stage),
                 )
         except InspectorError as exc:
-            return f"**Not ingested:** {exc}", gr.skip()
-        return f"**Ingested.** {report.summary()}", product_table(agent)
+            return f"**Not ingested:** {exc}", gr.skip(), gr.skip()
+        return f"**Ingested.** {report.summary()}", product_table(agent), _filter(agent)
 
     def search(text, pid, request: gr.Request):
         try:
@@ -202,14 +207,14 @@ def build_knowledge_tab(agent: InspectorAgent, users: Users) -> None:
             users.require_engineer(getattr(request, "username", None))
             kb.remove_product((pid or "").strip())
         except (InspectorError, AuthError) as exc:
-            return f"**Not removed:** {exc}", gr.skip()
-        return f"Removed {pid}.", product_table(agent)
+            return f"**Not removed:** {exc}", gr.skip(), gr.skip()
+        return f"Removed {pid}.", product_table(agent), _filter(agent)
 
     add.click(
         ingest,
         [product_id, name, description, scale, taxonomy, expert, specs, references, replace],
-        [summary, table],
+        [summary, table, search_product],
         api_name=False,
     )
     query.submit(search, [query, search_product], found, api_name=False)
-    remove.click(drop, remove_id, [removed, table], api_name=False)
+    remove.click(drop, remove_id, [removed, table, search_product], api_name=False)
