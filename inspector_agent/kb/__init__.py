@@ -195,40 +195,43 @@ class KnowledgeBase:
         order = np.argsort(distances, kind="stable")[:k]
         return [(got["ids"][keep[n]], float(distances[n])) for n in order]
 
-    def _image_query(self, image: Image.Image, n: int, where: dict | None) -> dict[str, Any]:
-        return self.store.images.query(
+    def _nearest_references(
+        self, image: Image.Image, product_id: str | None
+    ) -> list[tuple[dict[str, Any], float]]:
+        """Live reference images nearest ``image`` (of one product, or of all), as (metadata,
+        similarity in [-1, 1]), nearest first."""
+        if product_id is None:
+            live = {key for r in self._records().values() for key in r["image_keys"]}
+            n, where = min(len(live), 64), None
+        else:
+            live = set(self._record(product_id)["image_keys"])
+            n, where = len(live) + 4, {"product_id": product_id}
+        if not live:
+            return []
+        found = self.store.images.query(
             query_embeddings=embed_image(image)[np.newaxis],
             n_results=n,
             where=where,
             include=["metadatas", "distances"],
         )
+        pairs = zip(found["metadatas"][0], found["distances"][0], strict=True)
+        return [(meta, 1.0 - float(d)) for meta, d in pairs if meta["image_key"] in live]
 
     def closest_references(self, image: Image.Image, product_id: str, k: int = 4) -> list[Path]:
         """The product's ``k`` reference images that look most like ``image``."""
-        record = self._record(product_id)
-        folder = self.settings.products_dir / product_id / record["version"]
-        live = set(record["image_keys"])
-        found = self._image_query(image, len(live) + 4, {"product_id": product_id})
-        return [folder / m["file"] for m in found["metadatas"][0] if m["image_key"] in live][:k]
+        folder = self.product_dir(product_id)
+        return [folder / m["file"] for m, _ in self._nearest_references(image, product_id)][:k]
 
     def suggest_product(self, image: Image.Image, k: int = 3) -> list[tuple[str, float]]:
         """Products ranked by their closest reference image to ``image`` (similarity in [-1, 1])."""
-        live = {key for r in self._records().values() for key in r["image_keys"]}
-        if not live:
-            return []
-        found = self._image_query(image, min(len(live), 64), None)
         best: dict[str, float] = {}
-        for meta, distance in zip(found["metadatas"][0], found["distances"][0], strict=True):
-            if meta["image_key"] in live:
-                best.setdefault(meta["product_id"], 1.0 - float(distance))
+        for meta, similarity in self._nearest_references(image, None):
+            best.setdefault(meta["product_id"], similarity)
         return sorted(best.items(), key=lambda item: -item[1])[:k]
 
     def resemblance(self, image: Image.Image, product_id: str) -> float:
         """How alike ``image`` is to the closest of ``product_id``'s reference images, in [-1, 1]."""
-        live = set(self._record(product_id)["image_keys"])
-        found = self._image_query(image, len(live) + 4, {"product_id": product_id})
-        pairs = zip(found["metadatas"][0], found["distances"][0], strict=True)
-        return max((1.0 - float(d) for m, d in pairs if m["image_key"] in live), default=-1.0)
+        return max((s for _, s in self._nearest_references(image, product_id)), default=-1.0)
 
     def recognition_floor(self, product_id: str) -> float:
         """The least similarity at which a photo is taken for ``product_id`` (``GUESS_FLOOR``,
