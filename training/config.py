@@ -41,6 +41,11 @@ _LEAST: dict[str, int] = {
     "good_jitter": 0,
 }
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")  # TRL's, as our trainer subclass uses them
+_CHOICES = {
+    "data": ("synthetic", "mvtec", "mmad", "corrections"),
+    "loss_type": LOSS_TYPES,
+    "vllm_mode": ("colocate", "server"),
+}
 _ABOVE_ZERO = ("sft_lr", "learning_rate", "temperature", "tiny_rope_theta")
 
 
@@ -130,10 +135,12 @@ class TrainConfig:
                 )
             except TinySpecError as exc:
                 raise RecipeError(f"tiny model: {exc}") from None
-        if self.data not in ("synthetic", "mvtec", "mmad", "corrections"):
-            raise RecipeError(
-                f"data must be synthetic, mvtec, mmad or corrections, not {self.data!r}"
-            )
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                options = (
+                    " or ".join(allowed) if len(allowed) == 2 else "one of " + ", ".join(allowed)
+                )
+                raise RecipeError(f"{name} must be {options}, not {getattr(self, name)!r}")
         if self.data != "synthetic" and not self.data_path:
             raise RecipeError(f"data={self.data} needs data_path")
         from transformers import SchedulerType
@@ -142,12 +149,6 @@ class TrainConfig:
             raise RecipeError(
                 f"lr_scheduler_type {self.lr_scheduler_type!r} is not a transformers schedule "
                 "(constant, linear, cosine, ...)"
-            )
-        if self.vllm_mode not in ("colocate", "server"):
-            raise RecipeError(f"vllm_mode must be colocate or server, not {self.vllm_mode!r}")
-        if self.loss_type not in LOSS_TYPES:
-            raise RecipeError(
-                f"loss_type must be one of {', '.join(LOSS_TYPES)}, not {self.loss_type!r}"
             )
         unknown = [name for name in self.rewards if name not in REWARDS]
         if unknown:
