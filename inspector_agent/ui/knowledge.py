@@ -142,7 +142,9 @@ def build_knowledge_tab(agent: InspectorAgent, users: Users) -> None:
                 interactive=False,
             )
             query = gr.Textbox(label="Search the specs")
-            search_product = gr.Dropdown(choices=filter_choices(agent), value="", label="in")
+            search_product = gr.Dropdown(
+                choices=filter_choices(agent), value="", label="in product"
+            )
             found = gr.Markdown()
             remove_id = gr.Textbox(label="Remove product id")
             remove = gr.Button("Remove", variant="stop")
