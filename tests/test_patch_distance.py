@@ -1,5 +1,6 @@
 """Patch matching: the tiled matrix-product search equals a direct search; the closest
-references are the ones retrieved; whitened matching discounts what good parts vary in."""
+references are the ones retrieved; whitened matching discounts what good parts vary in; the
+channels-last backbone reads as the usual one."""
 
 from __future__ import annotations
 
@@ -90,3 +91,17 @@ def test_whitened_matching_discounts_what_good_parts_vary_in() -> None:
     ]
     assert plain[0] > 1.3 * plain[1]
     assert white[1] > 1.3 * white[0]
+
+
+def test_channels_last_backbone_gives_the_plain_layouts_features() -> None:
+    """The backbone runs channels-last for speed; the features are those of the usual layout."""
+    import copy
+
+    from inspector_agent.grounding.features import FeatureExtractor
+
+    extractor = FeatureExtractor((4, 10))
+    batch = torch.randn(2, 3, 96, 128, generator=torch.Generator().manual_seed(0))
+    fast = extractor(batch)
+    assert fast.is_contiguous()  # callers may .view() it
+    extractor.net = copy.deepcopy(extractor.net).to(memory_format=torch.contiguous_format)
+    torch.testing.assert_close(fast, extractor(batch), atol=1e-5, rtol=1e-4)

