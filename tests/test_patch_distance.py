@@ -102,6 +102,6 @@ def test_channels_last_backbone_gives_the_plain_layouts_features() -> None:
     extractor = FeatureExtractor((4, 10))
     batch = torch.randn(2, 3, 96, 128, generator=torch.Generator().manual_seed(0))
     fast = extractor(batch)
-    assert fast.is_contiguous()  # callers may .view() it
+    assert fast.is_contiguous()  # so a grid flattens to (C, H*W) without a copy
     extractor.net = copy.deepcopy(extractor.net).to(memory_format=torch.contiguous_format)
     torch.testing.assert_close(fast, extractor(batch), atol=1e-5, rtol=1e-4)
