@@ -21,6 +21,8 @@ BOX_COLOURS = [(255, 221, 0), (0, 229, 255), (255, 64, 255), (118, 255, 3), (255
 OUTLINE_DARK = (0, 0, 0)
 BANNER = {Verdict.OK: (27, 128, 56), Verdict.DEFECTIVE: (196, 28, 36)}
 CLOSE_CALL_BANNER = (176, 96, 0)  # amber: passed, but worth a look
+NEUTRAL_GROUND = (48, 48, 48)  # beside a picture narrower than its banner
+SEPARATOR = "  ·  "  # between the banner's parts
 OVERLAY_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 # Heatmap ramp (dark blue -> cyan -> yellow -> red) as (position, rgb) stops.
 _RAMP = np.array(
@@ -134,11 +136,15 @@ def _draw_label(
     font: Font,
     size: tuple[int, int],
 ) -> None:
-    """The label on a filled tag above the box (inside it when the box touches the top)."""
+    """The label on a filled tag above the box (inside it when the box touches the top),
+    shortened with an ellipsis where the image is narrower than the whole label."""
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     pad = max(2, (bottom - top) // 4)
+    while len(text) > 1 and right - left + 2 * pad >= size[0]:  # the tag spans tag_w + 1 px
+        text = text[:-2].rstrip() + "…"
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     tag_w, tag_h = right - left + 2 * pad, bottom - top + 2 * pad
-    x = min(max(box[0], 0), max(0, size[0] - tag_w))
+    x = min(max(box[0], 0), max(0, size[0] - 1 - tag_w))
     y = box[1] - tag_h if box[1] - tag_h >= 0 else box[1]
     draw.rectangle((x, y, x + tag_w, y + tag_h), fill=colour, outline=OUTLINE_DARK)
     draw.text((x + pad - left, y + pad - top), text, fill=OUTLINE_DARK, font=font)
@@ -147,24 +153,62 @@ def _draw_label(
 def _with_banner(
     canvas: Image.Image, result: InspectionResult, font: Font, line: int
 ) -> Image.Image:
-    """The canvas with a verdict strip added below it, so nothing of the part is hidden."""
+    """The canvas with a verdict strip added below it, so nothing of the part is hidden.
+
+    The strip's text wraps to the image's width; a word wider than a narrow image widens the
+    strip (and the picture, on a neutral ground) rather than being cut off.
+    """
     verdict = "DEFECTIVE" if result.verdict == Verdict.DEFECTIVE else "OK"
-    text = f"{verdict}  score {result.pred_score:.2f}"
+    segments = [(verdict, f"score {result.pred_score:.2f}")]
     if result.defects:
-        text += f"  ·  {len(result.defects)} defect{'s' if len(result.defects) > 1 else ''}"
+        segments.append((f"{len(result.defects)} defect{'s' if len(result.defects) > 1 else ''}",))
     colour = BANNER[result.verdict]
     if result.close_call:
-        text += "  ·  close call: check the tinted area"
+        segments.append(("close call:", "check", "the", "tinted", "area"))
         colour = CLOSE_CALL_BANNER
-    probe = ImageDraw.Draw(canvas)
-    left, top, _, bottom = probe.textbbox((0, 0), text, font=font)
+    draw = ImageDraw.Draw(canvas)
     pad = max(4, line * 2)
-    strip = Image.new("RGB", (canvas.width, bottom - top + 2 * pad), colour)
-    ImageDraw.Draw(strip).text((pad - left, pad - top), text, fill=(255, 255, 255), font=font)
-    out = Image.new("RGB", (canvas.width, canvas.height + strip.height))
+    lines = _banner_lines(segments, draw, font, canvas.width - 2 * pad)
+    boxes = [draw.textbbox((0, 0), text, font=font) for text in lines]
+    ascent, descent = font.getmetrics() if hasattr(font, "getmetrics") else (boxes[0][3], 0)
+    step = ascent + descent + pad // 2
+    width = max(canvas.width, max(right - left for left, _, right, _ in boxes) + 2 * pad)
+    strip = Image.new("RGB", (width, step * len(lines) - pad // 2 + 2 * pad), colour)
+    ink = ImageDraw.Draw(strip)
+    for index, (text, (left, _, _, _)) in enumerate(zip(lines, boxes, strict=True)):
+        ink.text((pad - left, pad + index * step), text, fill=(255, 255, 255), font=font)
+    out = Image.new("RGB", (width, canvas.height + strip.height), NEUTRAL_GROUND)
     out.paste(canvas, (0, 0))
     out.paste(strip, (0, canvas.height))
     return out
+
+
+def _banner_lines(
+    segments: list[tuple[str, ...]], draw: ImageDraw.ImageDraw, font: Font, width: int
+) -> list[str]:
+    """``segments`` (each a run of words or phrases, kept whole) joined by separators into
+    lines at most ``width`` pixels wide; a segment that does not fit on a line of its own is
+    broken between its words."""
+
+    def fits(text: str) -> bool:
+        left, _, right, _ = draw.textbbox((0, 0), text, font=font)
+        return right - left <= width
+
+    lines: list[str] = []
+    for units in segments:
+        segment = " ".join(units)
+        if lines and fits(f"{lines[-1]}{SEPARATOR}{segment}"):
+            lines[-1] = f"{lines[-1]}{SEPARATOR}{segment}"
+            continue
+        current = ""
+        for word in units if not fits(segment) else (segment,):
+            candidate = f"{current} {word}" if current else word
+            if current and not fits(candidate):
+                lines.append(current)
+                candidate = word
+            current = candidate
+        lines.append(current)
+    return lines
 
 
 def check_overlay_path(path: str | Path) -> Path:

@@ -206,3 +206,36 @@ def test_overlay_heatmap_is_optional():
     with_heat = np.asarray(render_overlay(image, result, heatmap=True), dtype=int)
     assert (without[200, 300] == 120).all()
     assert np.abs(with_heat[200, 300] - 120).sum() > 10
+
+
+def banner_rows(image: Image.Image, height: int) -> np.ndarray:
+    """The overlay's banner: the rows below the ``height`` rows of the picture."""
+    return np.asarray(image, dtype=int)[height:]
+
+
+def test_overlay_banner_wraps_to_a_narrow_image():
+    """A tall, narrow photo gets its whole verdict, on several lines, none of it cut off."""
+    result = replace(
+        result_with(Box(10, 10, 30, 30), Verdict.DEFECTIVE, (60, 400), mask=False),
+        close_call=True,
+    )
+    narrow = render_overlay(Image.new("RGB", (60, 400)), result)
+    wide = render_overlay(Image.new("RGB", (400, 60)), replace(result, image_size=(400, 60)))
+    narrow_banner, wide_banner = banner_rows(narrow, 400), banner_rows(wide, 60)
+    assert narrow.width < 120  # widened, if at all, only for a word that cannot fit
+    assert narrow_banner.shape[0] > 2 * wide_banner.shape[0]  # several lines
+    ink = [(banner.min(axis=-1) > 200).sum() for banner in (narrow_banner, wide_banner)]
+    assert ink[0] > 0.9 * ink[1]  # the same text, wrapped rather than cut at the edge
+
+
+def test_overlay_label_fits_a_narrow_image():
+    """A label longer than the image is shortened, its tag closed inside the picture."""
+    size, box = (60, 400), Box(10, 200, 30, 230)
+    image = Image.new("RGB", size, (120, 120, 120))
+    result = result_with(box, Verdict.DEFECTIVE, size, mask=False)
+    result.defects[0] = Defect("contamination along the lower rim", box, 0.91)
+    pixels = np.asarray(render_overlay(image, result), dtype=int)[:400]
+    yellow = (pixels[..., 0] > 200) & (pixels[..., 1] > 180) & (pixels[..., 2] < 80)
+    rows = np.nonzero(yellow[:200].any(axis=1))[0]  # the tag, above the box
+    assert rows.size
+    assert not yellow[rows, -1].any()  # its dark outline, not its fill, at the right edge
