@@ -58,8 +58,8 @@ def render_overlay(
 ) -> Image.Image:
     """The image with the result drawn on it, sized for a chat bubble, verdict banner below.
 
-    Huge images are shrunk to ``max_side``, tiny ones enlarged (nearest neighbour, so pixels
-    stay visible) to ``min_side``; line widths and fonts scale with the drawn size. Boxes are
+    Huge images are shrunk to ``max_side``, small ones enlarged to at least ``min_side`` by a
+    whole factor (nearest neighbour, so pixels stay visible); line widths and fonts scale with the drawn size. Boxes are
     in original pixels of ``image``; the mask and heatmap are at original size.
     """
     base = image.convert("RGB")
@@ -93,7 +93,7 @@ def _display_scale(size: tuple[int, int], max_side: int, min_side: int) -> float
     if longest > max_side:
         return max_side / longest
     if longest < min_side:
-        return float(max(1, min_side // longest))
+        return float(-(-min_side // longest))  # whole multiples keep pixels square and sharp
     return 1.0
 
 

@@ -163,14 +163,19 @@ def result_with(box: Box, verdict: Verdict, size: tuple[int, int], mask: bool) -
 
 
 @pytest.mark.parametrize(
-    ("size", "box"), [((20, 20), Box(5, 5, 15, 15)), ((3000, 2000), Box(1000, 800, 1600, 1300))]
+    ("size", "box"),
+    [
+        ((20, 20), Box(5, 5, 15, 15)),
+        ((110, 290), Box(30, 130, 60, 160)),  # a magnetic-tile photo: shown at twice its size
+        ((3000, 2000), Box(1000, 800, 1600, 1300)),
+    ],
 )
 def test_overlay_marks_the_box_at_any_size(size, box):
     image = Image.new("RGB", size, (120, 120, 120))
     plain = render_overlay(image, result_with(box, Verdict.OK, size, mask=False))
     drawn = render_overlay(image, result_with(box, Verdict.DEFECTIVE, size, mask=True))
     scale = drawn.width / size[0]
-    assert max(drawn.size[0], drawn.size[1]) >= 320 and drawn.width <= 1600
+    assert max(size) * scale >= 320 and drawn.width <= 1600  # the picture, banner aside
     pixels, before = np.asarray(drawn, dtype=int), np.asarray(plain, dtype=int)
     x1, y1, x2, y2 = (round(v * scale) for v in (box.x1, box.y1, box.x2, box.y2))
     inside = np.abs(pixels[y1:y2, x1:x2] - before[y1:y2, x1:x2]).sum(axis=-1)
