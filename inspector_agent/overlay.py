@@ -59,8 +59,9 @@ def render_overlay(
     """The image with the result drawn on it, sized for a chat bubble, verdict banner below.
 
     Huge images are shrunk to ``max_side``, small ones enlarged to at least ``min_side`` by a
-    whole factor (nearest neighbour, so pixels stay visible); line widths and fonts scale with the drawn size. Boxes are
-    in original pixels of ``image``; the mask and heatmap are at original size.
+    whole factor (nearest neighbour, so pixels stay visible); line widths and fonts scale with
+    the drawn size. Boxes are in original pixels of ``image``; the mask and heatmap are at
+    original size.
     """
     base = image.convert("RGB")
     scale = _display_scale(base.size, max_side, min_side)
@@ -200,13 +201,16 @@ def _banner_lines(
         if lines and fits(f"{lines[-1]}{SEPARATOR}{segment}"):
             lines[-1] = f"{lines[-1]}{SEPARATOR}{segment}"
             continue
-        current = ""
-        for word in units if not fits(segment) else (segment,):
-            candidate = f"{current} {word}" if current else word
-            if current and not fits(candidate):
+        if fits(segment):
+            lines.append(segment)
+            continue
+        current = units[0]
+        for word in units[1:]:
+            if fits(f"{current} {word}"):
+                current = f"{current} {word}"
+            else:
                 lines.append(current)
-                candidate = word
-            current = candidate
+                current = word
         lines.append(current)
     return lines
 
