@@ -4,11 +4,14 @@ channels-last backbone reads as the usual one."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 from inspector_agent.grounding.features import (
+    FeatureExtractor,
     knn_distance,
     nearest_grids,
     positional_distance,
@@ -95,10 +98,6 @@ def test_whitened_matching_discounts_what_good_parts_vary_in() -> None:
 
 def test_channels_last_backbone_gives_the_plain_layouts_features() -> None:
     """The backbone runs channels-last for speed; the features are those of the usual layout."""
-    import copy
-
-    from inspector_agent.grounding.features import FeatureExtractor
-
     extractor = FeatureExtractor((4, 10))
     batch = torch.randn(2, 3, 96, 128, generator=torch.Generator().manual_seed(0))
     fast = extractor(batch)
