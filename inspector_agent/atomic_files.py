@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -86,3 +88,20 @@ def check_output_folder(path: str | Path, what: str) -> Path:
     if problem:
         raise OutputPathError(f"{path}: cannot write the {what}: {problem}")
     return path
+
+
+@contextmanager
+def replaced_folder(target: str | Path) -> Iterator[Path]:
+    """A staging folder beside ``target`` to fill in the ``with`` block; when the block
+    completes it replaces ``target`` whole. On any failure ``target`` is left as it was and the
+    staging folder is removed."""
+    target = Path(target)
+    staging = target.with_name(f".{target.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)  # left by a run that was killed
+    try:
+        yield staging
+        staging.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -61,6 +61,11 @@ class Settings:
         return self.data_dir / "chroma"
 
     @property
+    def eval_dir(self) -> Path:
+        """Evaluation plots the app's Showcase tab shows (``inspector eval`` writes them)."""
+        return self.data_dir / "eval"
+
+    @property
     def products_dir(self) -> Path:
         """Ingested product folders (manifests, specs, reference images)."""
         return self.data_dir / "products"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -234,6 +235,32 @@ def test_showcase_case_and_demo_photo(served, tmp_path: Path) -> None:
     assert "/references/" in reference and Path(overlay).exists()
     assert "Verdict: DEFECTIVE" in answer
     assert agent.context.records.count() == logged  # a demo does not count as an inspection
+
+
+def test_evaluation_plots_newest_run_first_with_captions(tmp_path: Path) -> None:
+    from inspector_agent.ui.showcase import evaluation_plots
+
+    def plot(relative: str, stamp: int) -> None:
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(path)
+        os.utime(path, (stamp, stamp))
+
+    plot("realdata/seed-0/examples_tire.png", 200)
+    plot("realdata/seed-0/roc.png", 200)
+    plot("realdata/seed-1/roc.png", 200)
+    plot("older/roc.png", 100)
+    plot(".realdata.staging/roc.png", 300)  # a run still writing
+    plot("loose.png", 50)
+    captions = [caption for _, caption in evaluation_plots(tmp_path)]
+    assert captions == [
+        "realdata, seed 0: ROC curves",
+        "realdata, seed 0: examples, tire",
+        "realdata, seed 1: ROC curves",
+        "older: ROC curves",
+        "loose",
+    ]
+    assert evaluation_plots(tmp_path / "missing") == []
 
 
 def test_chat_turns_do_not_accumulate_components(served) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from test_agent_fixtures import make_product, served_app, write_query
 
 pytestmark = [
@@ -74,6 +76,25 @@ def test_upload_send_and_see_overlay(app_url, page) -> None:
         page.screenshot(path=str(OUT / f"{tab.lower()}.png"), full_page=True)
     page.get_by_role("tab", name="History").click()  # the log is shown on arrival, no "Show"
     page.get_by_text("1 inspection", exact=True).wait_for(timeout=10_000)
+
+
+def test_showcase_shows_plots_of_an_evaluation_run_while_the_app_is_up(app_url, page) -> None:
+    url, _, agent = app_url
+    page.goto(url, wait_until="domcontentloaded")
+    page.locator("#chat-input textarea").wait_for(timeout=30_000)
+    page.get_by_role("tab", name="Showcase").click()
+    page.get_by_text("No evaluation plots yet").wait_for(timeout=10_000)
+    run = agent.context.settings.eval_dir / "widgets"
+    (run / "seed-1").mkdir(parents=True)
+    Image.new("RGB", (120, 90), "navy").save(run / "seed-1" / "roc.png")
+    try:
+        page.get_by_role("tab", name="History").click()
+        page.get_by_role("tab", name="Showcase").click()  # coming back reads the plots again
+        page.locator("#showcase-plots img").first.wait_for(timeout=10_000)
+        assert page.get_by_text("widgets, seed 1: ROC curves").count() >= 1
+        assert page.get_by_text("No evaluation plots yet").count() == 0
+    finally:
+        shutil.rmtree(run)
 
 
 def test_bad_file_gets_a_reply_not_a_spinner(app_url, page) -> None:

@@ -240,3 +240,25 @@ def test_median_report_skips_missing_values_and_keeps_counts() -> None:
     assert merged["categories"]["widget"]["pixel_auroc"] == pytest.approx(0.7)  # None left out
     assert merged["defect_types"]["widget"]["blob"] == {"images": 3, "recall": 0.25}
     assert merged["config"] == {"seeds": [0, 1, 2]}
+
+
+def test_plots_go_to_the_data_directory_unless_asked_elsewhere(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """Without --plots, plots land where the app's Showcase tab reads them, replacing the last
+    run's, and a run that fails leaves the last run's plots as they were."""
+    store = tmp_path / "d"
+    argv = ["--data-dir", str(store), "eval", "localization", str(data_dir), "--shots", "2"]
+    assert main([*argv, "--seed", "0,1", "--json", str(tmp_path / "r.json")]) == 0
+    run = store / "eval" / data_dir.name
+    assert (run / "seed-1" / "roc.png").is_file() and (
+        run / "seed-0" / "examples_widget.png"
+    ).is_file()
+    assert main([*argv, "--json", str(tmp_path / "r.json")]) == 0
+    assert sorted(p.name for p in run.iterdir()) == ["examples_widget.png", "roc.png"]
+    first = (run / "roc.png").read_bytes()
+    mask = next((data_dir / "widget" / "ground_truth").rglob("*_mask.png"))
+    mask.write_bytes(b"not a png")
+    assert main([*argv, "--json", str(tmp_path / "r.json")]) == 2
+    assert (run / "roc.png").read_bytes() == first
+    assert sorted(p.name for p in (store / "eval").iterdir()) == [data_dir.name]

@@ -6,12 +6,14 @@ import argparse
 import json
 import math
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from inspector_agent.atomic_files import (
     check_output_file,
     check_output_folder,
+    replaced_folder,
     write_text_atomic,
 )
 from inspector_agent.cli import at_least, distinct_at_least
@@ -61,7 +63,12 @@ def register(subparsers: Any) -> None:
         metavar="OUT.json",
         help="write the metrics here: {categories: {name: {...}}, overall: {...}, config: {...}}",
     )
-    loc.add_argument("--plots", metavar="DIR", help="write ROC curves and example overlays here")
+    loc.add_argument(
+        "--plots",
+        metavar="DIR",
+        help="write ROC curves and example overlays here (default: the data directory's "
+        "eval/<DATA_DIR's name>, replaced each run, which the app's Showcase tab shows)",
+    )
     loc.add_argument(
         "--by-defect",
         action="store_true",
@@ -103,21 +110,22 @@ def run_localization(args: argparse.Namespace, settings: Settings) -> int:
         torch_threads=args.threads, model_path=args.model, model_url=args.model_url
     )
     out = check_output_file(args.json_out, "report")
-    if args.plots:
-        check_output_folder(args.plots, "plots")
+    plots_dir = check_output_folder(
+        args.plots or settings.eval_dir / (data_dir.resolve().name or "dataset"), "plots"
+    )
     grounder = make_grounder(args.grounder, settings)
     several = len(args.seed) > 1
     reports = {}
-    for seed in args.seed:
-        plots = args.plots and Path(args.plots)
-        if plots and several:
-            plots /= f"seed-{seed}"
-        try:
-            reports[seed] = evaluate(
-                data_dir, grounder, names, args.shots, seed, plots, args.by_defect
-            )
-        except FileNotFoundError as exc:
-            raise EvalInputError(str(exc)) from None
+    # a chosen folder is written in place; the default one is ours, replaced when the run is done
+    with nullcontext(plots_dir) if args.plots else replaced_folder(plots_dir) as folder:
+        for seed in args.seed:
+            plots = folder / f"seed-{seed}" if several else folder
+            try:
+                reports[seed] = evaluate(
+                    data_dir, grounder, names, args.shots, seed, plots, args.by_defect
+                )
+            except FileNotFoundError as exc:
+                raise EvalInputError(str(exc)) from None
     report = median_report(reports) if several else reports[args.seed[0]]
     if several:
         print(f"median over seeds {', '.join(map(str, args.seed))}:", file=sys.stderr)
@@ -132,6 +140,7 @@ def run_localization(args: argparse.Namespace, settings: Settings) -> int:
     for name in report["config"].get("without_masks", []):
         print(f"{name}: no ground-truth masks, so only image metrics are given", file=sys.stderr)
     write_report(out, _clean(report))  # after the table, so a failed write still shows it
+    print(f"plots: {plots_dir}", file=sys.stderr)
     return 0
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from inspector_agent.atomic_files import replaced_folder
 from inspector_agent.errors import InspectorError
 from inspector_agent.kb.embeddings import embed_image, embed_texts
 from inspector_agent.kb.folder import ProductFolder, read_product_folder
@@ -106,14 +107,11 @@ def _existing_keys(collection: Any, product_id: str, field: str) -> dict[str, li
 
 
 def _write_files(product: ProductFolder, target: Path) -> None:
-    staging = target.with_name(f".{target.name}.staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.rmtree(target, ignore_errors=True)  # a leftover of an attempt that never went live
-    for relative, data in product.files.items():
-        path = staging / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    staging.rename(target)
+    with replaced_folder(target) as staging:  # replaces a leftover of an attempt never live
+        for relative, data in product.files.items():
+            path = staging / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
 
 
 def calibrate(

@@ -55,8 +55,8 @@ def build_app(agent: InspectorAgent, users: Users) -> gr.Blocks:
                 build_knowledge_tab(agent, users)
             with gr.Tab("History", id="history") as history_tab:
                 build_history_tab(agent, history_tab)
-            with gr.Tab("Showcase", id="showcase"):
-                build_showcase_tab(agent)
+            with gr.Tab("Showcase", id="showcase") as showcase_tab:
+                build_showcase_tab(agent, showcase_tab)
         build_api(agent)
 
         def on_load(thread_id: str, request: gr.Request) -> tuple[Any, Any, Any]:

@@ -3,7 +3,6 @@ and the evaluation plots found in the data directory."""
 
 from __future__ import annotations
 
-import logging
 import uuid
 from pathlib import Path
 
@@ -14,7 +13,10 @@ from PIL import Image
 from inspector_agent.agent.service import InspectorAgent
 from inspector_agent.errors import InspectorError
 
-log = logging.getLogger(__name__)
+NO_PLOTS = (
+    "No evaluation plots yet. `inspector eval localization DATA_DIR --json out.json` on "
+    "MVTec-AD-style folders writes ROC curves and example overlays that appear here."
+)
 
 
 def write_demo_photo(product: str, defect: str, index: int, path: Path) -> Path:
@@ -47,10 +49,36 @@ def demo_cases(agent: InspectorAgent) -> list[tuple[str, str, Path]]:
     return cases
 
 
-def evaluation_plots(agent: InspectorAgent) -> list[str]:
-    """PNG plots written by ``inspector eval`` under the data directory."""
-    root = agent.context.settings.data_dir / "eval"
-    return [str(p) for p in sorted(root.rglob("*.png"))] if root.is_dir() else []
+def evaluation_plots(eval_dir: Path) -> list[tuple[str, str]]:
+    """(path, caption) of the PNG plots ``inspector eval`` wrote under ``eval_dir``: the newest
+    run first, each run's ROC curves before its example overlays; staging folders skipped."""
+    if not eval_dir.is_dir():
+        return []
+    runs: dict[str, list[tuple[Path, float]]] = {}  # top folder (one eval run) -> its plots
+    for path in eval_dir.rglob("*.png"):
+        parts = path.relative_to(eval_dir).parts
+        try:
+            stamp = path.stat().st_mtime
+        except OSError:  # replaced by a run finishing meanwhile
+            continue
+        if not any(part.startswith(".") for part in parts):
+            runs.setdefault(parts[0] if len(parts) > 1 else "", []).append((path, stamp))
+    newest_first = sorted(runs.values(), key=lambda run: -max(stamp for _, stamp in run))
+    plots = []
+    for run in newest_first:
+        for path, _ in sorted(
+            run, key=lambda item: (item[0].parent, item[0].stem != "roc", item[0].name)
+        ):
+            plots.append((str(path), _caption(path.relative_to(eval_dir))))
+    return plots
+
+
+def _caption(relative: Path) -> str:
+    """A plot's caption: realdata/seed-0/examples_tire.png is "realdata, seed 0: examples, tire"."""
+    where = ", ".join(part.replace("seed-", "seed ") for part in relative.parent.parts)
+    stem = relative.stem
+    what = "ROC curves" if stem == "roc" else stem.replace("examples_", "examples, ", 1)
+    return f"{where}: {what}" if where else what
 
 
 def run_case(
@@ -72,7 +100,7 @@ def run_case(
     return refs[0], str(image), state.get("overlay_path"), state.get("reply", "")
 
 
-def build_showcase_tab(agent: InspectorAgent) -> None:
+def build_showcase_tab(agent: InspectorAgent, tab: gr.Tab) -> None:
     """Lay out the Showcase tab: a button per case, three images, the answer, the plots."""
     cases = demo_cases(agent)
     if not cases:
@@ -94,9 +122,16 @@ def build_showcase_tab(agent: InspectorAgent) -> None:
             label="Overlay", type="filepath", interactive=False, elem_id="showcase-overlay"
         )
     answer = gr.Markdown()
-    plots = evaluation_plots(agent)
-    if plots:
-        gr.Gallery(value=plots, label="Evaluation", columns=3, height="auto")
+    no_plots = gr.Markdown()
+    gallery = gr.Gallery(label="Evaluation", columns=3, height="auto", elem_id="showcase-plots")
+
+    def show_plots() -> tuple[str, list[tuple[str, str]]]:
+        # plain values, not property updates: Gradio keeps a component per update in the session
+        plots = evaluation_plots(agent.context.settings.eval_dir)
+        return ("" if plots else NO_PLOTS), plots
+
+    # read when the tab is opened, so an evaluation run while the app is up shows too
+    tab.select(show_plots, None, [no_plots, gallery], api_name=False)
     for button, product, path in buttons:
         button.click(
             lambda product=product, path=path: run_case(agent, product, path),
