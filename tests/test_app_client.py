@@ -238,7 +238,7 @@ def test_showcase_case_and_demo_photo(served, tmp_path: Path) -> None:
 
 
 def test_evaluation_plots_newest_run_first_with_captions(tmp_path: Path) -> None:
-    from inspector_agent.ui.showcase import evaluation_plots
+    from inspector_agent.ui.showcase import MAX_PLOTS, evaluation_plots
 
     def plot(relative: str, stamp: int) -> None:
         path = tmp_path / relative
@@ -261,6 +261,10 @@ def test_evaluation_plots_newest_run_first_with_captions(tmp_path: Path) -> None
         "loose",
     ]
     assert evaluation_plots(tmp_path / "missing") == []
+    for seed in range(30):
+        plot(f"many/seed-{seed}/roc.png", 400)
+    many = evaluation_plots(tmp_path)
+    assert len(many) == MAX_PLOTS and all("many, seed" in caption for _, caption in many)
 
 
 def test_chat_turns_do_not_accumulate_components(served) -> None:

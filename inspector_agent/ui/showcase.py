@@ -13,6 +13,7 @@ from PIL import Image
 from inspector_agent.agent.service import InspectorAgent
 from inspector_agent.errors import InspectorError
 
+MAX_PLOTS = 24  # the newest runs' plots; older ones stay on disk
 NO_PLOTS = (
     "No evaluation plots yet. `inspector eval localization DATA_DIR --json out.json` on "
     "MVTec-AD-style folders writes ROC curves and example overlays that appear here."
@@ -51,7 +52,8 @@ def demo_cases(agent: InspectorAgent) -> list[tuple[str, str, Path]]:
 
 def evaluation_plots(eval_dir: Path) -> list[tuple[str, str]]:
     """(path, caption) of the PNG plots ``inspector eval`` wrote under ``eval_dir``: the newest
-    run first, each run's ROC curves before its example overlays; staging folders skipped."""
+    run first, each run's ROC curves before its example overlays, at most ``MAX_PLOTS``;
+    staging folders skipped."""
     if not eval_dir.is_dir():
         return []
     runs: dict[str, list[tuple[Path, float]]] = {}  # top folder (one eval run) -> its plots
@@ -70,7 +72,7 @@ def evaluation_plots(eval_dir: Path) -> list[tuple[str, str]]:
             run, key=lambda item: (item[0].parent, item[0].stem != "roc", item[0].name)
         ):
             plots.append((str(path), _caption(path.relative_to(eval_dir))))
-    return plots
+    return plots[:MAX_PLOTS]
 
 
 def _caption(relative: Path) -> str:
