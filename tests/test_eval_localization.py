@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from inspector_agent.cli import main
-from inspector_agent.evaluation.localization import METRIC_NAMES, evaluate
+from inspector_agent.evaluation.localization import METRIC_NAMES, evaluate, evaluate_category
 from inspector_agent.evaluation.mvtec import find_categories
 from inspector_agent.geometry import boxes_from_mask
 from inspector_agent.grounding.base import GroundingRequest
@@ -54,6 +54,20 @@ def test_evaluate_report_shape_and_plots(
     assert widget["box_acc_iou30"] == 1.0
     assert (tmp_path / "plots" / "roc.png").is_file()
     assert (tmp_path / "plots" / "examples_widget.png").is_file()
+
+
+def test_example_rows_show_a_good_part_and_each_defect_type(
+    settings: Settings, tmp_path: Path
+) -> None:
+    cat = make_mvtec(tmp_path, n_train=3, n_good=2, n_bad=2)
+    for sub in ("test", "ground_truth"):  # a second defect type, sorted before the others
+        shutil.copytree(cat / sub / "blob", cat / sub / "another")
+    (category,) = find_categories(tmp_path)
+    grounder = ExpertGrounder(settings, ExpertConfig(pixels=160 * 160))
+    run = evaluate_category(category, grounder, 2, 0, keep_examples=4)
+    assert [e["kind"] for e in run.examples] == ["good", "another", "blob"]
+    run = evaluate_category(category, grounder, 2, 0, keep_examples=2)
+    assert [e["kind"] for e in run.examples] == ["good", "another"]
 
 
 def test_cli_writes_json(data_dir: Path, tmp_path: Path, capsys) -> None:

@@ -18,6 +18,7 @@ from inspector_agent.grounding.base import Grounder, GroundingRequest, Reference
 from inspector_agent.imaging import load_image
 from inspector_agent.schema import InspectionResult
 
+EXAMPLE_ROWS = 6  # rows of a category's example figure: a good part, then each defect type
 METRIC_NAMES = (
     "image_auroc",
     "pixel_auroc",
@@ -39,6 +40,15 @@ class CategoryRun:
     scores: np.ndarray
     examples: list[dict[str, Any]] = field(default_factory=list)
     defect_types: dict[str, dict[str, float]] | None = None
+
+
+def _shows_a_new_kind(kind: str, examples: list[dict[str, Any]], rows: int) -> bool:
+    """Whether an image of ``kind`` joins the examples: one good part and one image of each
+    defect type, ``rows`` in all (the good part's row kept free)."""
+    kinds = {e["kind"] for e in examples}
+    if kind in kinds:
+        return False
+    return kind == "good" or len(kinds - {"good"}) < rows - 1
 
 
 def predicted_mask(result: InspectionResult, shape: tuple[int, ...]) -> np.ndarray:
@@ -85,8 +95,16 @@ def evaluate_category(
         gt_masks.append(gt)
         maps.append(amap)
         pred_masks.append(pmask)
-        if len(examples) < keep_examples and (sample.is_anomalous or len(examples) == 0):
-            examples.append({"path": sample.path, "image": image, "result": result, "gt": gt})
+        if keep_examples and _shows_a_new_kind(sample.defect, examples, keep_examples):
+            examples.append(
+                {
+                    "path": sample.path,
+                    "image": image,
+                    "result": result,
+                    "gt": gt,
+                    "kind": sample.defect,
+                }
+            )
     y, s = np.array(labels, bool), np.array(scores, float)
     defect = [i for i, a in enumerate(labels) if a]
     values = {
@@ -99,6 +117,7 @@ def evaluate_category(
         "f1": metrics.f1_score(y, np.array(verdicts, bool)),
         "latency_ms_median": float(np.median(latencies)),
     }
+    examples.sort(key=lambda e: e["kind"] != "good")  # a good part first, then each defect type
     run = CategoryRun(category.name, {k: values[k] for k in METRIC_NAMES}, y, s, examples)
     if by_defect:
         types = [sample.defect for sample in category.test]
@@ -128,7 +147,8 @@ def evaluate(
     ``"defect_types": {category: {type: {...}}}`` when ``by_defect`` is set."""
     found = find_categories(Path(data_dir), categories)
     runs = [
-        evaluate_category(c, grounder, shots, seed, 4 if plots_dir else 0, by_defect) for c in found
+        evaluate_category(c, grounder, shots, seed, EXAMPLE_ROWS if plots_dir else 0, by_defect)
+        for c in found
     ]
     if plots_dir is not None:
         from inspector_agent.evaluation.plots import save_plots
