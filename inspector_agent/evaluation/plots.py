@@ -57,14 +57,21 @@ def _examples(run: CategoryRun, path: Path) -> Path:
         row[2].imshow(image)
         if gt.any():
             row[2].contour(gt, levels=[0.5], colors="lime", linewidths=1)
+        # a passed part's regions are dashed: scored by the box metrics, not shown to the user
+        line = "solid" if result.pred_label else "dashed"
         for d in result.defects:
             b = d.box
             row[2].add_patch(
-                plt.Rectangle((b.x1, b.y1), b.width, b.height, fill=False, color="red", lw=1.5)
+                plt.Rectangle(
+                    (b.x1, b.y1), b.width, b.height, fill=False, color="red", lw=1.5, ls=line
+                )
             )
         if result.pred_mask is not None and result.pred_mask.any():
-            row[2].contour(result.pred_mask, levels=[0.5], colors="red", linewidths=0.8)
-        row[2].set_title(f"truth (green) vs prediction (red): {result.verdict.value}", fontsize=8)
+            row[2].contour(
+                result.pred_mask, levels=[0.5], colors="red", linewidths=0.8, linestyles=line
+            )
+        verdict = result.verdict.value + ("" if result.pred_label else " (regions dashed)")
+        row[2].set_title(f"truth (green) vs prediction (red): {verdict}", fontsize=8)
         for ax in row:
             ax.axis("off")
     fig.tight_layout()
