@@ -256,18 +256,17 @@ def test_median_report_skips_missing_values_and_keeps_counts() -> None:
     assert merged["config"] == {"seeds": [0, 1, 2]}
 
 
-def test_plots_go_to_the_data_directory_unless_asked_elsewhere(
-    data_dir: Path, tmp_path: Path
-) -> None:
+def test_plots_go_to_the_data_directory_unless_asked_elsewhere(tmp_path: Path) -> None:
     """Without --plots, plots land where the app's Showcase tab reads them, replacing the last
     run's, and a run that fails leaves the last run's plots as they were."""
+    data_dir = tmp_path / "data"  # its own: a mask is spoilt below
+    make_mvtec(data_dir, n_train=3, n_good=1, n_bad=1)
     store = tmp_path / "d"
     argv = ["--data-dir", str(store), "eval", "localization", str(data_dir), "--shots", "2"]
     assert main([*argv, "--seed", "0,1", "--json", str(tmp_path / "r.json")]) == 0
     run = store / "eval" / data_dir.name
-    assert (run / "seed-1" / "roc.png").is_file() and (
-        run / "seed-0" / "examples_widget.png"
-    ).is_file()
+    assert (run / "seed-1" / "roc.png").is_file()
+    assert (run / "seed-0" / "examples_widget.png").is_file()
     assert main([*argv, "--json", str(tmp_path / "r.json")]) == 0
     assert sorted(p.name for p in run.iterdir()) == ["examples_widget.png", "roc.png"]
     first = (run / "roc.png").read_bytes()
