@@ -59,12 +59,13 @@ def evaluation_plots(eval_dir: Path) -> list[tuple[str, str]]:
     runs: dict[str, list[tuple[Path, float]]] = {}  # top folder (one eval run) -> its plots
     for path in eval_dir.rglob("*.png"):
         parts = path.relative_to(eval_dir).parts
+        if any(part.startswith(".") for part in parts):  # a run still writing
+            continue
         try:
             stamp = path.stat().st_mtime
         except OSError:  # replaced by a run finishing meanwhile
             continue
-        if not any(part.startswith(".") for part in parts):
-            runs.setdefault(parts[0] if len(parts) > 1 else "", []).append((path, stamp))
+        runs.setdefault(parts[0] if len(parts) > 1 else "", []).append((path, stamp))
     newest_first = sorted(runs.values(), key=lambda run: -max(stamp for _, stamp in run))
     plots = []
     for run in newest_first:
