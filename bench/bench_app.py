@@ -18,9 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the demo generator in knowledge/
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # driving Chromium
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+from browser_helpers import launch_chromium, send_photo
 
 from inspector_agent.agent.service import InspectorAgent
 from inspector_agent.cli import at_least
@@ -28,17 +31,6 @@ from inspector_agent.settings import Settings
 from inspector_agent.ui.app import create_agent, launch
 from inspector_agent.ui.auth import Users
 from inspector_agent.ui.showcase import write_demo_photo
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def demo_queries(agent: InspectorAgent, folder: Path) -> list[tuple[str, Path]]:
@@ -77,23 +69,12 @@ def first_step_in_browser(url: str, photo: Path, tries: int = 3) -> dict:
 
     firsts, overlays = [], []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         for _ in range(tries):
             page = browser.new_page()
-            page.goto(url, wait_until="domcontentloaded")
-            box = page.locator("#chat-input textarea")
-            box.wait_for(timeout=30_000)
-            page.locator("#chat-input input[type=file]").set_input_files(str(photo))
-            page.locator("#chat-input img").first.wait_for(timeout=15_000)
-            box.fill("Is this part OK?")
-            start = time.perf_counter()
-            box.press("Enter")
-            page.get_by_text("Working…").or_(
-                page.get_by_text("Understanding the request")
-            ).first.wait_for()
-            firsts.append(time.perf_counter() - start)
-            page.locator("#chat img").nth(1).wait_for(timeout=120_000)
-            overlays.append(time.perf_counter() - start)
+            first, overlay = send_photo(page, url, photo, overlay_ms=120_000)
+            firsts.append(first)
+            overlays.append(overlay)
             page.close()
         browser.close()
     return {
