@@ -21,7 +21,7 @@ CHROMIUM_ARGS = [
 
 
 def launch_chromium(playwright: Any) -> Any:
-    """A headless Chromium browser from a ``sync_playwright()`` context, with no network of its own."""
+    """A headless Chromium from a ``sync_playwright()`` context, without background networking."""
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
 
 
